@@ -1,0 +1,116 @@
+"""Evaluation metrics a spec lists under ``metrics:``, computed with torchmetrics.
+
+A metric is logged as ``<split>/<name>``; ``name`` defaults to the metric's type, so two
+variants of one metric (``f1`` macro and micro) need distinct names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Literal, Optional
+
+from pydantic import Field
+
+from registry._registry import Params, Registry
+from registry._task import Task
+
+if TYPE_CHECKING:
+    import torch
+
+MetricFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+METRICS: Registry = Registry("metric")
+
+
+class MetricParams(Params):
+    name: Optional[str] = Field(None, description="Logged name; default: the metric's type.")
+
+
+class ClassificationParams(MetricParams):
+    average: Literal["macro", "micro", "weighted"] = Field(
+        "macro", description="How per-class scores combine for more than two classes (000:539)."
+    )
+    threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold p0 for binary tasks (004:384).")
+
+
+class AccuracyParams(MetricParams):
+    threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold p0 for binary tasks.")
+
+
+def _classification(params: ClassificationParams | AccuracyParams, task: Task) -> dict[str, object]:
+    if task.kind == "binary":
+        return {"task": "binary", "threshold": params.threshold}
+    average = getattr(params, "average", "micro")
+    return {"task": "multiclass", "num_classes": task.n_classes, "average": average}
+
+
+@METRICS.register("accuracy", params=AccuracyParams, task="classification", higher_is_better=True)
+def accuracy(params: AccuracyParams, task: Task) -> MetricFn:
+    """Share of correct predictions, 1 - mean 0-1 loss; threshold p0 or argmax (000:517; 004:376)."""
+    from torchmetrics.functional import accuracy as fn
+
+    kwargs = _classification(params, task)
+    return lambda preds, target: fn(preds, target, **kwargs)
+
+
+def _per_class(fn_name: str, doc: str) -> None:
+    def build(params: ClassificationParams, task: Task) -> MetricFn:
+        import torchmetrics.functional as tmf
+
+        fn = getattr(tmf, fn_name)
+        kwargs = _classification(params, task)
+        return lambda preds, target: fn(preds, target, **kwargs)
+
+    build.__doc__ = doc
+    name = {"f1_score": "f1"}.get(fn_name, fn_name)
+    METRICS.add(name, build, ClassificationParams, task="classification", higher_is_better=True)
+
+
+_per_class("precision", "Precision TP/(TP+FP), per class then averaged (000:531).")
+_per_class("recall", "Recall (sensitivity) TP/(TP+FN), per class then averaged (000:533).")
+_per_class("f1_score", "F1, the harmonic mean of precision and recall (000:537).")
+
+
+class AUROCParams(MetricParams):
+    average: Literal["macro", "weighted"] = Field("macro", description="One-vs-rest averaging for more than two classes.")
+
+
+@METRICS.register("roc_auc", params=AUROCParams, task="classification", higher_is_better=True)
+def roc_auc(params: AUROCParams, task: Task) -> MetricFn:
+    """Area under the ROC curve from predicted probabilities (003 ch. 3)."""
+    from torchmetrics.functional import auroc
+
+    kwargs: dict[str, object] = {"task": "binary"}
+    if task.kind == "multiclass":
+        kwargs = {"task": "multiclass", "num_classes": task.n_classes, "average": params.average}
+    return lambda preds, target: auroc(preds, target, **kwargs)
+
+
+@METRICS.register("rmse", params=MetricParams, task="regression", higher_is_better=False)
+def rmse(params: MetricParams, task: Task) -> MetricFn:
+    """Root mean squared error (000:511-515)."""
+    from torchmetrics.functional import mean_squared_error
+
+    return lambda preds, target: mean_squared_error(preds, target).sqrt()
+
+
+@METRICS.register("mse", params=MetricParams, task="regression", higher_is_better=False)
+def mse(params: MetricParams, task: Task) -> MetricFn:
+    """Mean squared error (000:73)."""
+    from torchmetrics.functional import mean_squared_error
+
+    return lambda preds, target: mean_squared_error(preds, target)
+
+
+@METRICS.register("mae", params=MetricParams, task="regression", higher_is_better=False)
+def mae(params: MetricParams, task: Task) -> MetricFn:
+    """Mean absolute error."""
+    from torchmetrics.functional import mean_absolute_error
+
+    return lambda preds, target: mean_absolute_error(preds, target)
+
+
+@METRICS.register("r2", params=MetricParams, task="regression", higher_is_better=True)
+def r2(params: MetricParams, task: Task) -> MetricFn:
+    """Coefficient of determination R^2."""
+    from torchmetrics.functional import r2_score
+
+    return lambda preds, target: r2_score(preds, target)

@@ -1,0 +1,102 @@
+"""Models a spec can name under ``model:``.
+
+Every builder takes its parameters and the input/output sizes, which come from the data and
+the loss (``cross_entropy`` needs one output per class, ``bce`` one logit, ``mse`` one per
+target), so a spec never repeats them. Outputs are raw scores: the loss applies the link.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Union
+
+from pydantic import Field, model_validator
+
+from registry._registry import Params, Registry
+from registry.activations import ACTIVATIONS
+from registry.inits import INITS
+
+if TYPE_CHECKING:
+    from torch import nn
+
+MODELS: Registry = Registry("model")
+
+ActivationField = ACTIVATIONS.field_type()
+
+
+class InitSpec(Params):
+    """How weights and biases start (catalog section 5: name the scheme, biases usually zero)."""
+
+    weights: INITS.field_type() = Field("default", description="Weight scheme, e.g. kaiming_normal.")  # type: ignore[valid-type]
+    bias: Union[Literal["zeros", "default"], float] = Field(
+        "zeros", description="'zeros', a constant, or 'default' for PyTorch's own."
+    )
+
+
+class LinearParams(Params):
+    """A single affine map w.x + b: a generalized linear model once the loss adds the link."""
+
+    bias: bool = Field(True, description="Learn an intercept (000:323).")
+    init: InitSpec = Field(default_factory=InitSpec)
+
+
+def _linear(params: LinearParams, in_features: int, out_features: int) -> nn.Module:
+    from torch import nn
+
+    from registry._layers import initialize
+
+    model = nn.Linear(in_features, out_features, bias=params.bias)
+    initialize(model, INITS.get(params.init.weights.type).builder(params.init.weights), params.init.bias)
+    return model
+
+
+@MODELS.register("linear", params=LinearParams, losses=None)
+def linear(params: LinearParams, in_features: int, out_features: int) -> nn.Module:
+    """Linear regression E[y|x] = w.x + b, identity link (000:317; 003 2.2)."""
+    return _linear(params, in_features, out_features)
+
+
+@MODELS.register("logistic", params=LinearParams, losses=("bce",))
+def logistic(params: LinearParams, in_features: int, out_features: int) -> nn.Module:
+    """Logistic regression: one logit, Bernoulli likelihood through the bce loss (000:214; 003 3.1)."""
+    return _linear(params, in_features, out_features)
+
+
+@MODELS.register("softmax", params=LinearParams, losses=("cross_entropy",))
+def softmax(params: LinearParams, in_features: int, out_features: int) -> nn.Module:
+    """Softmax (multinomial) regression: K logits, categorical likelihood (000:400; 003 3.3)."""
+    return _linear(params, in_features, out_features)
+
+
+class MLPParams(Params):
+    """A feedforward network: hidden widths, activation(s), dropout, normalization, init."""
+
+    hidden: list[int] = Field([64], description="Width of each hidden layer, input side first.")
+    activation: Union[ActivationField, list[ActivationField]] = Field(  # type: ignore[valid-type]
+        "relu", description="One activation for every hidden layer, or one per layer."
+    )
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
+    norm: Literal["none", "batch", "layer"] = Field("none", description="Normalization before each activation.")
+    bias: bool = True
+    init: InitSpec = Field(default_factory=InitSpec)
+
+    @model_validator(mode="after")
+    def _one_activation_per_layer(self) -> "MLPParams":
+        if isinstance(self.activation, list) and len(self.activation) != len(self.hidden):
+            raise ValueError(
+                f"`activation` lists {len(self.activation)} entries but `hidden` has {len(self.hidden)} layers"
+            )
+        if any(width < 1 for width in self.hidden):
+            raise ValueError(f"every hidden width must be >= 1, got {self.hidden}")
+        return self
+
+
+@MODELS.register("mlp", params=MLPParams, losses=None)
+def mlp(params: MLPParams, in_features: int, out_features: int) -> nn.Module:
+    """Multilayer perceptron with per-layer widths and activations (000:618-690; 004:612-650)."""
+    from registry._layers import MLP, initialize
+
+    specs = params.activation if isinstance(params.activation, list) else [params.activation] * len(params.hidden)
+    makers = [lambda s=s: ACTIVATIONS.get(s.type).builder(s) for s in specs]
+    model = MLP(in_features, list(params.hidden), out_features, makers, params.dropout, params.norm, params.bias)
+    initialize(model, INITS.get(params.init.weights.type).builder(params.init.weights), params.init.bias)
+    return model

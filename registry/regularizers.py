@@ -1,0 +1,70 @@
+"""Explicit penalties added to the loss: l~ = l + lambda R(w) (000:570-585; 004:261-265).
+
+Written out rather than left to an optimizer's ``weight_decay`` because that also decays
+biases and equals a lambda = wd/2 L2 penalty; both sources exclude the intercept.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from pydantic import Field
+
+from registry._registry import Params, Registry
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+Penalty = Callable[["nn.Module"], "torch.Tensor"]
+REGULARIZERS: Registry = Registry("regularizer")
+
+
+class _Bias(Params):
+    exclude_bias: bool = Field(True, description="Leave biases (and norm parameters) unpenalized, as both sources do.")
+
+
+class StrengthParams(_Bias):
+    strength: float = Field(..., ge=0, description="lambda, the penalty's weight; O(1e-4) is typical (004:265).")
+
+
+class ElasticNetParams(_Bias):
+    l1: float = Field(0.0, ge=0, description="lambda_1, weight of sum |w|.")
+    l2: float = Field(0.0, ge=0, description="lambda_2, weight of sum w^2.")
+
+
+def _penalized(model: nn.Module, exclude_bias: bool) -> list[torch.Tensor]:
+    # Biases and normalization scales are 1-d; weights of linear and conv layers are not.
+    return [p for p in model.parameters() if p.requires_grad and (p.ndim > 1 or not exclude_bias)]
+
+
+def _penalty(l1: float, l2: float, exclude_bias: bool) -> Penalty:
+    def penalty(model: nn.Module) -> torch.Tensor:
+        params = _penalized(model, exclude_bias)
+        total = params[0].new_zeros(())
+        for p in params:
+            if l1:
+                total = total + l1 * p.abs().sum()
+            if l2:
+                total = total + l2 * p.square().sum()
+        return total
+
+    return penalty
+
+
+@REGULARIZERS.register("l1", params=StrengthParams)
+def l1(params: StrengthParams) -> Penalty:
+    """Lasso: lambda sum |w| (004:261)."""
+    return _penalty(params.strength, 0.0, params.exclude_bias)
+
+
+@REGULARIZERS.register("l2", params=StrengthParams)
+def l2(params: StrengthParams) -> Penalty:
+    """Ridge: lambda sum w^2 (000:581; 004:261)."""
+    return _penalty(0.0, params.strength, params.exclude_bias)
+
+
+@REGULARIZERS.register("elastic_net", params=ElasticNetParams)
+def elastic_net(params: ElasticNetParams) -> Penalty:
+    """Elastic net: lambda_1 sum |w| + lambda_2 sum w^2 (004:261). ``{l1:, l2:}`` without a type means this."""
+    return _penalty(params.l1, params.l2, params.exclude_bias)

@@ -1,0 +1,106 @@
+"""Spec + prepared data -> a :class:`Pipeline` of live torch objects. Names are resolved here once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+import registry
+from registry._heads import LossHead
+from registry.metrics import MetricFn
+from registry.regularizers import Penalty
+from runner.data import Part, PreparedData
+from runner.spec.schema import Spec
+
+
+@dataclass
+class Tensors:
+    """One split part moved to the device once, so batching is indexing, not a DataLoader."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+
+@dataclass
+class Pipeline:
+    """The live objects one training run needs; downstream code never reads the spec's dicts."""
+
+    model: nn.Module
+    head: LossHead
+    penalty: Optional[Penalty]
+    optimizer: torch.optim.Optimizer
+    scheduler: Optional[object]
+    scheduler_interval: str
+    metrics: dict[str, MetricFn]
+    higher_is_better: dict[str, bool]
+    train: Tensors
+    val: Optional[Tensors]
+    test: Tensors
+    device: torch.device
+    batch_size: int
+    steps_per_epoch: int
+
+
+def output_size(data: PreparedData, loss: str) -> int:
+    """Outputs the model needs: one per class (cross-entropy), one logit (bce), one per target."""
+    task = registry.LOSSES.get(loss).meta.get("task")
+    if task == "multiclass":
+        return data.task.n_classes
+    if task == "binary":
+        return 1
+    return data.task.n_targets
+
+
+def to_tensors(part: Part, device: torch.device) -> Tensors:
+    return Tensors(torch.from_numpy(part.x).to(device), torch.from_numpy(part.y).to(device))
+
+
+def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
+    """Instantiate model, loss head, penalty, optimizer, scheduler and metrics for ``data``."""
+    in_features = data.train.x.shape[1]
+    model = registry.MODELS.get(spec.model.type).builder(spec.model, in_features, output_size(data, spec.loss.type))
+    model = model.to(device)
+    head = registry.LOSSES.get(spec.loss.type).builder(spec.loss).to(device)
+    penalty = None
+    if spec.regularizer is not None:
+        penalty = registry.REGULARIZERS.get(spec.regularizer.type).builder(spec.regularizer)
+    optimizer = registry.OPTIMIZERS.get(spec.optimizer.type).builder(spec.optimizer, model.parameters())
+
+    n_train = len(data.train)
+    batch_size = n_train if spec.train.batch_size == "full" else min(spec.train.batch_size, n_train)
+    steps_per_epoch = -(-n_train // batch_size)
+    scheduler, interval = None, "epoch"
+    if spec.scheduler is not None:
+        builder: Callable[..., tuple[object, str]] = registry.SCHEDULERS.get(spec.scheduler.type).builder
+        scheduler, interval = builder(spec.scheduler, optimizer, spec.train.epochs, steps_per_epoch)
+
+    metrics = {
+        name: registry.METRICS.get(m.type).builder(m, data.task)
+        for name, m in zip(spec.metric_names(), spec.metrics)
+    }
+    higher_is_better = {
+        name: bool(registry.METRICS.get(m.type).meta.get("higher_is_better", True))
+        for name, m in zip(spec.metric_names(), spec.metrics)
+    }
+    return Pipeline(
+        model=model,
+        head=head,
+        penalty=penalty,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scheduler_interval=interval,
+        metrics=metrics,
+        higher_is_better=higher_is_better,
+        train=to_tensors(data.train, device),
+        val=None if data.val is None else to_tensors(data.val, device),
+        test=to_tensors(data.test, device),
+        device=device,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+    )

@@ -1,0 +1,136 @@
+"""The ``runner`` command. Thin and lazy: each handler imports what it needs, so ``--help``
+and ``validate`` never import torch or mlflow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+EXIT_INVALID = 2
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set optimizer.lr=0.01 (repeatable; values are YAML)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    from runner import __version__
+
+    parser = argparse.ArgumentParser(prog="runner", description="Run declarative deep-learning experiments from YAML specs.")
+    parser.add_argument("--version", action="version", version=f"specrun {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check specs; exit 0 if valid, 2 if not")
+    validate.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    _add_set(validate)
+    validate.set_defaults(handler=cmd_validate)
+
+    run = commands.add_parser("run", help="train and evaluate a spec, tracked in MLflow")
+    run.add_argument("spec", type=Path, metavar="SPEC")
+    _add_set(run)
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the spec's device")
+    run.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    run.add_argument("--experiment", help="MLflow experiment name (default: the spec's tracking.experiment or name)")
+    run.add_argument("--metrics-out", type=Path, metavar="FILE", help="write the final metrics as JSON")
+    run.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    run.set_defaults(handler=cmd_run)
+
+    schema = commands.add_parser("schema", help="print the spec language's JSON Schema (for editors)")
+    schema.set_defaults(handler=cmd_schema)
+
+    listing = commands.add_parser("list", help="list registered components and their parameters")
+    listing.add_argument("kind", nargs="?", help="models, losses, optimizers, ... (default: all)")
+    listing.set_defaults(handler=cmd_list)
+    return parser
+
+
+def _error(message: str) -> None:
+    print(f"runner: error: {message}", file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from runner.spec import SpecError, load_spec
+
+    status = 0
+    for file in args.specs:
+        try:
+            load_spec(file, args.sets)
+        except SpecError as error:
+            print(f"{file}: invalid\n{error.render()}", file=sys.stderr)
+            status = EXIT_INVALID
+        else:
+            print(f"{file}: valid")
+    return status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from runner.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(args.spec, args.sets)
+    except SpecError as error:
+        print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
+        return EXIT_INVALID
+
+    from runner.data import DataError
+    from runner.experiment import RunOptions, run
+    from runner.report import print_metrics
+
+    options = RunOptions(
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        device=args.device,
+        track=not args.no_track,
+        spec_file=args.spec,
+    )
+    try:
+        outcome = run(spec, options)
+    except DataError as error:
+        _error(f"{args.spec}: {error}")
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        _error("interrupted; the run is marked KILLED and its last checkpoint kept")
+        return 130
+    print_metrics(spec.name, outcome.metrics, outcome.run_id)
+    if args.metrics_out:
+        args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
+        args.metrics_out.write_text(json.dumps(outcome.metrics, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from runner.spec.schema import Spec
+
+    print(json.dumps(Spec.model_json_schema(), indent=2))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import registry
+    from runner.report import print_registry
+
+    kinds = list(registry.REGISTRIES)
+    if args.kind is not None and args.kind not in registry.REGISTRIES:
+        from registry._registry import closest
+
+        hint = closest(args.kind, kinds)
+        _error(f"unknown kind {args.kind!r}." + (f" Did you mean {hint!r}?" if hint else "") + f" Kinds: {', '.join(kinds)}")
+        return EXIT_INVALID
+    print_registry({k: registry.REGISTRIES[k] for k in ([args.kind] if args.kind else kinds)})
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

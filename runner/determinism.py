@@ -1,0 +1,49 @@
+"""Seeding and torch's determinism switches, set from the spec's ``reproducibility`` level."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_reproducibility(level: str) -> None:
+    """bitwise: nondeterministic ops raise; tolerant: they warn; off: torch's fast defaults.
+
+    cuBLAS needs a fixed workspace for deterministic matmuls; it must be set before the
+    first CUDA call, which is why this runs before the model is built.
+    """
+    deterministic = level != "off"
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=level == "tolerant")
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto`` picks CUDA when present; an unavailable explicit device is an error."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {requested!r} was asked for, but CUDA is not available here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("device 'mps' was asked for, but MPS is not available here")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable device name for the run's tags."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type

@@ -1,0 +1,49 @@
+"""What a run records about where it came from: spec hash, code version, environment."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+
+def spec_yaml(data: dict) -> str:
+    """The resolved spec as YAML text; its hash identifies the experiment exactly."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def git_state(directory: Path) -> Optional[tuple[str, bool]]:
+    """(commit, dirty) of the git work tree holding ``directory``, or None outside a repo."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory, capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit, bool(status.strip())
+
+
+def environment_tags() -> dict[str, str]:
+    """Versions that decide whether a rerun can be bit-identical."""
+    import torch
+
+    from runner import __version__
+
+    return {
+        "specrun.version": __version__,
+        "specrun.python": platform.python_version(),
+        "specrun.torch": torch.__version__,
+        "specrun.platform": platform.platform(),
+    }

@@ -1,0 +1,57 @@
+"""Human-facing tables: final metrics and the component registry, rendered with rich."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from registry import Registry
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def print_metrics(name: str, metrics: dict[str, float], run_id: Optional[str]) -> None:
+    """The final metrics of a run, and where to find it in MLflow."""
+    from rich.table import Table
+
+    table = Table(title=f"{name}: final metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in sorted(metrics):
+        table.add_row(key, f"{metrics[key]:.6g}")
+    console = _console()
+    console.print(table)
+    if run_id:
+        console.print(f"MLflow run: {run_id}")
+
+
+def describe_field(name: str, info: FieldInfo) -> str:
+    """``lr: float = 0.001  Step size.``"""
+    annotation = getattr(info.annotation, "__name__", None) or str(info.annotation).replace("typing.", "")
+    default = "required" if info.default is PydanticUndefined and info.default_factory is None else (
+        repr(info.default) if info.default_factory is None else repr(info.default_factory())
+    )
+    text = f"{name}: {annotation} = {default}"
+    return f"{text}  {info.description}" if info.description else text
+
+
+def print_registry(registries: dict[str, Registry]) -> None:
+    """Every component of the given kinds, with its parameters and defaults."""
+    from rich.table import Table
+
+    console = _console()
+    for kind, registry in registries.items():
+        table = Table(title=kind, show_lines=True, expand=False)
+        table.add_column("name", style="bold")
+        table.add_column("what it is")
+        table.add_column("parameters (type = default)")
+        for entry in registry:
+            fields = [describe_field(n, f) for n, f in entry.params.model_fields.items() if n != "type"]
+            table.add_row(entry.name, entry.summary, "\n".join(fields) or "-")
+        console.print(table)

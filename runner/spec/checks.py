@@ -1,0 +1,108 @@
+"""Cross-field rules of a structurally valid spec, each a small named check.
+
+A check returns ``(path, message)`` pairs; the loader locates them in the YAML.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import registry
+from runner.spec.errors import Path
+from runner.spec.schema import Spec
+
+Finding = tuple[Path, str]
+Check = Callable[[Spec], Iterator[Finding]]
+
+
+def _loss_task(spec: Spec) -> str:
+    return registry.LOSSES.get(spec.loss.type).meta.get("task", "any")
+
+
+def check_loss_fits_dataset(spec: Spec) -> Iterator[Finding]:
+    dataset_task = registry.DATASETS.get(spec.data.dataset.type).meta.get("task", "any")
+    loss_task = _loss_task(spec)
+    if "any" in (dataset_task, loss_task) or dataset_task == loss_task:
+        return
+    if dataset_task == "binary" and loss_task == "multiclass":
+        return  # two-class cross-entropy is fine
+    yield ("loss", "type"), f"loss {spec.loss.type!r} is for {loss_task} targets, but {spec.data.dataset.type!r} is {dataset_task}"
+
+
+def check_model_fits_loss(spec: Spec) -> Iterator[Finding]:
+    allowed = registry.MODELS.get(spec.model.type).meta.get("losses")
+    if allowed and spec.loss.type not in allowed:
+        yield ("model", "type"), f"model {spec.model.type!r} is defined by the loss {' or '.join(allowed)}, not {spec.loss.type!r}"
+
+
+def check_metrics_fit_task(spec: Spec) -> Iterator[Finding]:
+    loss_task = _loss_task(spec)
+    if loss_task == "any":
+        return
+    family = "regression" if loss_task == "regression" else "classification"
+    for i, metric in enumerate(spec.metrics):
+        metric_task = registry.METRICS.get(metric.type).meta.get("task", "any")
+        if metric_task not in ("any", family):
+            yield ("metrics", i), f"metric {metric.type!r} is for {metric_task}, but the loss {spec.loss.type!r} poses {family}"
+
+
+def check_metric_names_unique(spec: Spec) -> Iterator[Finding]:
+    seen: set[str] = set()
+    for i, name in enumerate(spec.metric_names()):
+        if name == "loss":
+            yield ("metrics", i), "'loss' is logged already; give this metric another `name`"
+        elif name in seen:
+            yield ("metrics", i), f"two metrics are logged as {name!r}; give one a distinct `name`"
+        seen.add(name)
+
+
+def logged_names(spec: Spec) -> set[str]:
+    """Every metric name a run logs: per-epoch train/val ones and final test ones."""
+    per_epoch = {"train/loss", "lr"}
+    final = {"test/loss"}
+    if spec.data.split.val:
+        per_epoch |= {"val/loss", *(f"val/{m}" for m in spec.metric_names())}
+    final |= {f"test/{m}" for m in spec.metric_names()}
+    return per_epoch | final
+
+
+def check_early_stopping_monitor(spec: Spec) -> Iterator[Finding]:
+    stopping = spec.train.early_stopping
+    if stopping is None:
+        return
+    if not spec.data.split.val:
+        yield ("train", "early_stopping"), "early stopping needs a validation part: set data.split.val"
+        return
+    epoch_metrics = {n for n in logged_names(spec) if not n.startswith("test/")}
+    if stopping.monitor not in epoch_metrics:
+        yield ("train", "early_stopping", "monitor"), f"{stopping.monitor!r} is not logged per epoch; one of {sorted(epoch_metrics)}"
+
+
+def check_stratify_needs_classes(spec: Spec) -> Iterator[Finding]:
+    if spec.data.split.stratify and _loss_task(spec) == "regression":
+        yield ("data", "split", "stratify"), "stratification needs class labels, but the loss poses regression"
+
+
+def check_expected_metrics_logged(spec: Spec) -> Iterator[Finding]:
+    if spec.expect is None:
+        return
+    names = logged_names(spec)
+    for name in spec.expect.metrics:
+        if name not in names:
+            yield ("expect", "metrics", name), f"{name!r} is not a metric this spec logs; one of {sorted(names)}"
+
+
+CHECKS: list[Check] = [
+    check_loss_fits_dataset,
+    check_model_fits_loss,
+    check_metrics_fit_task,
+    check_metric_names_unique,
+    check_early_stopping_monitor,
+    check_stratify_needs_classes,
+    check_expected_metrics_logged,
+]
+
+
+def run_checks(spec: Spec) -> list[Finding]:
+    """Every finding of every check."""
+    return [finding for check in CHECKS for finding in check(spec)]

@@ -1,0 +1,150 @@
+"""From spec files to a validated :class:`Spec`, or one :class:`SpecError` listing every problem.
+
+Pass 1 is pydantic's structural validation (types, ranges, component names and parameters);
+pass 2 runs the cross-field checks and tries every search-space path. Nothing here imports
+torch or mlflow.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path as FilePath
+from typing import Any, Iterable
+
+from pydantic import ValidationError
+
+from runner.spec.checks import run_checks
+from runner.spec.errors import Location, Path, Problem, SpecError, dotted
+from runner.spec.overrides import apply_sets, get_path, merge, parse_path, set_path
+from runner.spec.pydantic_errors import data_path, problems_from, suggested_types
+from runner.spec.schema import Spec
+from runner.spec.yaml_source import Source, read
+
+_MAX_EXTENDS_DEPTH = 10
+
+
+def load_source(file: FilePath, sets: Iterable[str] = (), _chain: tuple[FilePath, ...] = ()) -> Source:
+    """Read ``file``, resolve its ``extends:`` chain (paths relative to the file), apply ``--set``."""
+    source = read(file)
+    data = source.data if isinstance(source.data, dict) else None
+    if data is not None and "extends" in data:
+        parent = data.pop("extends")
+        where = source.values.get(("extends",), Location(str(file)))
+        base_file = (file.parent / str(parent)).resolve()
+        if base_file in _chain or len(_chain) >= _MAX_EXTENDS_DEPTH:
+            source.problems.append(Problem(where, "extends", f"circular or too deep: {parent}"))
+        elif not isinstance(parent, str):
+            source.problems.append(Problem(where, "extends", "must be a path to another spec"))
+        else:
+            base = load_source(base_file, (), (*_chain, file.resolve()))
+            source = merge(base, source)
+    elif source.data is not None and not isinstance(source.data, dict):
+        source.problems.append(Problem(source.locate(()), "", "a spec must be a mapping of keys to values"))
+        source.data = {}
+    apply_sets(source, list(sets))
+    return source
+
+
+def validate_data(source: Source) -> Spec:
+    """Validate located data; raise :class:`SpecError` with every problem found."""
+    problems = list(source.problems)
+    if source.data is None:  # unparseable YAML: nothing further to check
+        raise SpecError(problems)
+    spec = None
+    try:
+        spec = Spec.model_validate(source.data)
+    except ValidationError as error:
+        errors = error.errors(include_url=False)
+        problems += problems_from(errors, source, Spec)
+        problems += _problems_behind_misspelt_types(errors, source)
+    if spec is not None:
+        problems += [Problem(source.locate(path), dotted(path), text) for path, text in run_checks(spec)]
+        problems += _search_space_problems(spec, source)
+    if problems:
+        raise SpecError(problems)
+    assert spec is not None
+    return spec
+
+
+def load_spec(file: str | FilePath, sets: Iterable[str] = ()) -> Spec:
+    """Load, merge, override and validate one spec file."""
+    return validate_data(load_source(FilePath(file), sets))
+
+
+def with_overrides(spec: Spec, values: dict[str, Any]) -> Spec:
+    """A new spec with dotted-path values replaced, validated again (used by search trials)."""
+    data = spec.to_data()
+    for path_text, value in values.items():
+        set_path(data, parse_path(path_text), value)
+    return validate_data(Source(data=data))
+
+
+def _problems_behind_misspelt_types(errors: list[dict[str, Any]], source: Source) -> list[Problem]:
+    """Also check a block whose ``type`` is misspelt against the likely intended component."""
+    fixes = suggested_types(errors, source)
+    if not fixes:
+        return []
+    data = copy.deepcopy(source.data)
+    for path, name in fixes.items():
+        block = get_path(data, path) if path else data
+        if isinstance(block, dict):
+            block["type"] = name
+        else:
+            set_path(data, path, name)
+    try:
+        Spec.model_validate(data)
+    except ValidationError as error:
+        inner = [
+            e for e in error.errors(include_url=False)
+            if any(data_path(data, tuple(e["loc"]))[: len(p)] == p for p in fixes) and e["type"] != "union_tag_invalid"
+        ]
+        return problems_from(inner, Source(data, source.values, source.keys), Spec)
+    return []
+
+
+def _search_space_problems(spec: Spec, source: Source) -> list[Problem]:
+    """Each search path must name a field that accepts the values the space can sample."""
+    if spec.search is None:
+        return []
+    problems = []
+    base = spec.to_data()
+    base.pop("search", None)
+    for path_text, param in spec.search.space.items():
+        where = source.locate(("search", "space", path_text), key=True)
+        try:
+            path = parse_path(path_text)
+        except ValueError as error:
+            problems.append(Problem(where, f"search.space.{path_text}", str(error)))
+            continue
+        if path[0] in {"search", "expect", "tracking", "name"}:
+            problems.append(Problem(where, f"search.space.{path_text}", "this part of a spec cannot be searched"))
+            continue
+        samples = param.choices if param.type == "categorical" else [param.low, param.high]
+        for value in samples:
+            reason = _why_rejected(base, path, value, param.when)
+            if reason:
+                problems.append(Problem(where, f"search.space.{path_text}", reason))
+                break
+    return problems
+
+
+def _why_rejected(base: dict[str, Any], path: Path, value: Any, when: dict[str, Any]) -> str | None:
+    data = copy.deepcopy(base)
+    try:
+        for condition_path, condition_value in when.items():
+            set_path(data, parse_path(condition_path), condition_value)
+        set_path(data, path, value)
+    except (ValueError, KeyError, IndexError, TypeError) as error:
+        return f"names no field of the spec ({error})"
+    try:
+        Spec.model_validate(data)
+    except ValidationError as error:
+        for e in error.errors(include_url=False):
+            where = data_path(data, tuple(e["loc"]))
+            if e["type"] == "extra_forbidden":
+                where = (*where, e["loc"][-1])
+            if where[: len(path)] == path or path[: len(where)] == where:
+                if e["type"] == "extra_forbidden":
+                    return "names no field of the spec"
+                return f"the field rejects the sampled value {value!r}: {e['msg'].removeprefix('Value error, ')}"
+    return None

@@ -1,0 +1,180 @@
+"""The spec language as pydantic models: one frozen, fully typed value per spec.
+
+Closed sets (split kinds, directions) are ``Literal``; open sets (models, losses, ...) are
+the registries' discriminated unions, so a component's parameters are validated by the
+model that sits beside its builder. ``runner schema`` prints this model's JSON Schema.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Annotated
+
+import registry
+from runner.spec.search_space import SearchSpec
+
+registry.load_plugins()
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors; a validated spec is immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _dataset_shorthand(value: Any) -> Any:
+    # `dataset: {path: x.csv, target: y}` needs no `type: file`.
+    if isinstance(value, dict) and "type" not in value and "path" in value:
+        return {"type": "file", **value}
+    return value
+
+
+def _regularizer_shorthand(value: Any) -> Any:
+    # `regularizer: {l2: 1.0e-4}` is an elastic net with only the terms given.
+    if isinstance(value, dict) and "type" not in value:
+        return {"type": "elastic_net", **value}
+    return value
+
+
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+Count = Annotated[int, Field(ge=1)]
+
+
+class SplitSpec(Strict):
+    """How the data is divided. Fractions are of the whole data (of the official training
+    part when ``test: official``); integers are example counts (003: "113 of 569")."""
+
+    test: Union[Literal["official"], Count, Fraction] = Field(0.2, description="Test part: a fraction, a count, or 'official'.")
+    val: Union[Literal[0], Count, Fraction] = Field(0, description="Validation part for early stopping and selection; 0 for none.")
+    stratify: bool = Field(False, description="Keep class proportions in every part (classification only).")
+
+    @model_validator(mode="after")
+    def _parts_leave_training_data(self) -> "SplitSpec":
+        fractions = [p for p in (self.test, self.val) if isinstance(p, float)]
+        if sum(fractions) >= 1:
+            raise ValueError(f"`test + val` must leave training data, but got test={self.test}, val={self.val}")
+        return self
+
+
+class DataSpec(Strict):
+    """Where the examples come from, how they are transformed and split."""
+
+    dataset: Annotated[registry.DATASETS.field_type(), BeforeValidator(_dataset_shorthand)] = Field(  # type: ignore[valid-type]
+        ..., description="A registered dataset name, or {path: FILE, target: COLUMN}."
+    )
+    transforms: list[registry.TRANSFORMS.field_type()] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="Applied in order, each fitted on the training part only."
+    )
+    split: SplitSpec = Field(default_factory=SplitSpec)
+
+
+class EarlyStopping(Strict):
+    """Stop when a monitored metric has not improved for ``patience`` epochs."""
+
+    monitor: str = Field("val/loss", description="A logged per-epoch metric, e.g. val/loss or val/accuracy.")
+    patience: int = Field(5, ge=1, description="Epochs without improvement before stopping.")
+    mode: Literal["auto", "min", "max"] = Field("auto", description="auto: max for scores, min for losses and errors.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest change that counts as an improvement.")
+    restore_best: bool = Field(True, description="End with the best epoch's weights.")
+
+
+class GradClip(Strict):
+    """Gradient clipping by global norm or per coordinate (003 ch. 7)."""
+
+    norm: Optional[float] = Field(None, gt=0, description="Clip the global gradient norm to this.")
+    value: Optional[float] = Field(None, gt=0, description="Clip each gradient coordinate to [-value, value].")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "GradClip":
+        if (self.norm is None) == (self.value is None):
+            raise ValueError("give exactly one of `norm` or `value`")
+        return self
+
+
+class TrainSpec(Strict):
+    """The training loop's settings."""
+
+    epochs: int = Field(10, ge=1, description="Passes over the training data.")
+    batch_size: Union[Literal["full"], Count] = Field(64, description="Examples per step; 'full' for full-batch GD.")
+    shuffle: bool = Field(True, description="Reshuffle the training order every epoch (004:334).")
+    early_stopping: Optional[EarlyStopping] = None
+    grad_clip: Optional[GradClip] = None
+
+
+class TrackingSpec(Strict):
+    """Where MLflow records the run."""
+
+    experiment: Optional[str] = Field(None, description="MLflow experiment; default: the spec's name.")
+    uri: Optional[str] = Field(None, description="Tracking URI; default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db.")
+    run_name: Optional[str] = None
+    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for the run.")
+
+
+class ExpectedValue(Strict):
+    """A published number: ``value`` with a ``tolerance``, or bounds ``min``/``max``."""
+
+    value: Optional[float] = None
+    tolerance: Optional[float] = Field(None, ge=0)
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+    @model_validator(mode="after")
+    def _value_or_bounds(self) -> "ExpectedValue":
+        if self.value is None and self.min is None and self.max is None:
+            raise ValueError("give `value` (with `tolerance`) or at least one of `min`/`max`")
+        if self.value is not None and self.tolerance is None:
+            raise ValueError("`value` needs a `tolerance`")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"`min <= max` must hold, but got min={self.min}, max={self.max}")
+        return self
+
+
+class ExpectSpec(Strict):
+    """The published results this spec reproduces, with their source."""
+
+    source: str = Field(..., min_length=1, description="Book, section, table or page the numbers come from.")
+    metrics: dict[str, ExpectedValue] = Field(..., min_length=1, description="Logged metric name -> expectation.")
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class Spec(Strict):
+    """One experiment: data, model, objective, optimization, evaluation and tracking."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="Identifies the experiment.")
+    description: str = ""
+    seed: int = Field(0, ge=0, description="Seeds the split, initialization, shuffling and dropout.")
+    device: str = Field("auto", description="auto (cuda when present), cpu, cuda, cuda:N or mps.")
+    reproducibility: Literal["bitwise", "tolerant", "off"] = Field(
+        "bitwise", description="bitwise: deterministic algorithms only; tolerant: warn on nondeterministic ones."
+    )
+    data: DataSpec
+    model: registry.MODELS.field_type()  # type: ignore[valid-type]
+    loss: registry.LOSSES.field_type()  # type: ignore[valid-type]
+    regularizer: Optional[Annotated[registry.REGULARIZERS.field_type(), BeforeValidator(_regularizer_shorthand)]] = None  # type: ignore[valid-type]
+    optimizer: registry.OPTIMIZERS.field_type()  # type: ignore[valid-type]
+    scheduler: Optional[registry.SCHEDULERS.field_type()] = None  # type: ignore[valid-type]
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    metrics: list[registry.METRICS.field_type()] = Field(default_factory=list)  # type: ignore[valid-type]
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    search: Optional[SearchSpec] = None
+    expect: Optional[ExpectSpec] = None
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps, got {value!r}")
+        return value
+
+    def metric_names(self) -> list[str]:
+        """The names metrics are logged under (without the ``val/``/``test/`` prefix)."""
+        return [m.name or m.type for m in self.metrics]
+
+    def to_data(self) -> dict[str, Any]:
+        """The resolved spec as plain YAML-ready data, every default filled in."""
+        return self.model_dump(mode="json", exclude_none=True)

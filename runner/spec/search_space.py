@@ -1,0 +1,97 @@
+"""The ``search:`` block: an Optuna study over dotted paths into the spec.
+
+Each parameter maps one-to-one onto ``trial.suggest_*``; Optuna's own invariants are
+restated here so that a bad space fails at ``runner validate``, not at trial 37.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import Annotated
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class _Conditional(_Strict):
+    when: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Sample only when these other paths have these values, e.g. {optimizer.type: sgd}.",
+    )
+
+
+class FloatParam(_Conditional):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: Optional[float] = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _optuna_invariants(self) -> "FloatParam":
+        _check_range(self.low, self.high, self.log, self.step)
+        return self
+
+
+class IntParam(_Conditional):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _optuna_invariants(self) -> "IntParam":
+        _check_range(self.low, self.high, self.log, None if self.step == 1 else self.step)
+        return self
+
+
+class CategoricalParam(_Conditional):
+    type: Literal["categorical"]
+    choices: list[Any] = Field(..., min_length=1, description="Values to choose from; lists are allowed.")
+
+
+def _check_range(low: float, high: float, log: bool, step: Optional[float]) -> None:
+    if low > high:
+        raise ValueError(f"`low <= high` must hold, but got (low={low}, high={high})")
+    if log and low <= 0:
+        raise ValueError(f"`low > 0` must hold for a log scale, but got low={low}")
+    if log and step is not None:
+        raise ValueError("`step` and `log: true` cannot be used together")
+
+
+SearchParam = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+
+
+class PrunerSpec(_Strict):
+    """Stops unpromising trials early, fed with the per-epoch (or per-fold) objective."""
+
+    type: Literal["median", "percentile", "hyperband", "successive_halving", "wilcoxon", "none"] = "median"
+    warmup_epochs: int = Field(0, ge=0, description="Epochs reported before a trial may be pruned.")
+    startup_trials: int = Field(5, ge=0, description="Trials that complete before pruning starts.")
+    percentile: float = Field(25.0, gt=0, lt=100, description="For type: percentile.")
+
+
+class SearchSpec(_Strict):
+    """An Optuna study: what to optimize, how to sample, and the space."""
+
+    metric: Union[str, list[str]] = Field("val/loss", description="Metric to optimize; a list for multi-objective.")
+    direction: Union[Literal["minimize", "maximize"], list[Literal["minimize", "maximize"]]] = "minimize"
+    n_trials: int = Field(20, ge=1)
+    timeout: Optional[float] = Field(None, gt=0, description="Seconds after which no new trial starts.")
+    sampler: Literal["tpe", "random", "grid", "cmaes", "qmc", "nsga2"] = "tpe"
+    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
+    space: dict[str, SearchParam] = Field(..., min_length=1, description="Dotted spec path -> distribution.")
+
+    @model_validator(mode="after")
+    def _objectives_match_directions(self) -> "SearchSpec":
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        directions = self.direction if isinstance(self.direction, list) else [self.direction]
+        if len(metrics) != len(directions):
+            raise ValueError(f"{len(metrics)} metric(s) but {len(directions)} direction(s)")
+        if len(metrics) > 1 and self.sampler not in {"nsga2", "random", "tpe", "qmc", "grid"}:
+            raise ValueError(f"sampler {self.sampler!r} cannot optimize several objectives; use nsga2")
+        return self

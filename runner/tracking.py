@@ -1,0 +1,149 @@
+"""The only module that talks to MLflow: a small ``Tracker`` protocol and its implementations.
+
+``MlflowTracker`` imports mlflow in its constructor, so nothing else pays for it. Per-epoch
+metrics go in one ``log_batch`` call per epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+#: Where a too-long param value points the reader instead.
+HASH_MARKER = "sha256:{digest}, see spec.resolved.yaml"
+
+
+def tracking_uri(cli_uri: Optional[str], spec_uri: Optional[str]) -> str:
+    """``--tracking-uri`` beats the spec, which beats ``$MLFLOW_TRACKING_URI``, then the default."""
+    return cli_uri or spec_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """Nested spec data -> ``{"optimizer.lr": "0.001", "model.hidden": "[64, 32]"}``."""
+    if isinstance(data, dict):
+        items: dict[str, str] = {}
+        for key, value in data.items():
+            items |= flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return items
+    if isinstance(data, list) and any(isinstance(v, (dict, list)) for v in data):
+        items = {}
+        for i, value in enumerate(data):
+            items |= flatten(value, f"{prefix}.{i}")
+        return items
+    return {prefix: str(data)}
+
+
+def fit_param_value(value: str, limit: int) -> str:
+    """A value within MLflow's length limit; an over-long one becomes a visible hash marker."""
+    if len(value) <= limit:
+        return value
+    return HASH_MARKER.format(digest=hashlib.sha256(value.encode()).hexdigest())
+
+
+class Tracker(Protocol):
+    """What a run reports to; the loop sees only ``epoch_end``."""
+
+    run_id: Optional[str]
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None: ...
+    def log_params(self, params: dict[str, str]) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+    def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None: ...
+    def end(self, status: str) -> None: ...
+
+
+class NullTracker:
+    """Tracks nothing (``--no-track`` and tests of the loop)."""
+
+    run_id: Optional[str] = None
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None: ...
+    def log_params(self, params: dict[str, str]) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+    def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None: ...
+    def end(self, status: str) -> None: ...
+
+
+class MlflowTracker:
+    """One MLflow run, created on construction; ``end`` marks it FINISHED, FAILED or KILLED."""
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        run_name: Optional[str] = None,
+        tags: Optional[dict[str, str]] = None,
+        parent_run_id: Optional[str] = None,
+    ) -> None:
+        # Alembic's schema migrations log at INFO on a new SQLite store; users need none of it.
+        for name in ("alembic", "mlflow.store.db.utils"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        from mlflow.tracking import MlflowClient
+        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+
+        self._client = MlflowClient(tracking_uri=uri)
+        self._param_limit = MAX_PARAM_VAL_LENGTH
+        self._batch_limit = MAX_PARAMS_TAGS_PER_BATCH
+        self.uri = uri
+        self.experiment_id = self._experiment_id(experiment)
+        run_tags = dict(tags or {})
+        if parent_run_id:
+            run_tags["mlflow.parentRunId"] = parent_run_id
+        run = self._client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
+        self.run_id: Optional[str] = run.info.run_id
+        self.ended = False
+
+    def _experiment_id(self, name: str) -> str:
+        found = self._client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self._client.create_experiment(name)
+        except Exception:  # another worker created it between our two calls
+            found = self._client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.log_metrics(metrics, step=epoch)
+
+    def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(key, float(value), now, step or 0) for key, value in metrics.items()]
+        self._client.log_batch(self._run(), metrics=batch)
+
+    def log_params(self, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, fit_param_value(v, self._param_limit)) for k, v in params.items()]
+        for i in range(0, len(items), self._batch_limit):
+            self._client.log_batch(self._run(), params=items[i : i + self._batch_limit])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        for i in range(0, len(items), self._batch_limit):
+            self._client.log_batch(self._run(), tags=items[i : i + self._batch_limit])
+
+    def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None:
+        self._client.log_artifact(self._run(), str(path), artifact_path)
+
+    def end(self, status: str) -> None:
+        if not self.ended:
+            self._client.set_terminated(self._run(), status)
+            self.ended = True
+
+    def _run(self) -> str:
+        assert self.run_id is not None
+        return self.run_id

@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny specs, an isolated working directory, a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_SPEC = """\
+name: tiny
+seed: 3
+data:
+  dataset: breast_cancer
+  transforms: [standardize]
+  split: {test: 0.2, val: 0.2, stratify: true}
+model: {type: mlp, hidden: [8], init: {weights: kaiming_normal, bias: zeros}, dropout: 0.1}
+loss: bce
+regularizer: {type: l2, strength: 1.0e-4}
+optimizer: {type: adam, lr: 0.01}
+train: {epochs: 3, batch_size: 64}
+metrics: [accuracy, roc_auc]
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh working directory, so mlflow.db, mlruns/ and .specrun/ land in tmp."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[..., Path]:
+    """Write YAML text (dedented) to a file in tmp and return its path."""
+
+    def write(text: str = TINY_SPEC, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for running ``runner`` in a child process from the test's venv."""
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env["PYTHONPATH"] = str(ROOT)
+    return env

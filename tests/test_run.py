@@ -1,0 +1,148 @@
+"""``runner run`` end to end against a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from runner.cli import main
+from tests.conftest import TINY_SPEC, subprocess_env
+
+
+def only_run(uri: str):
+    client = MlflowClient(tracking_uri=uri)
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return client, runs[0]
+
+
+def test_run_logs_params_metrics_artifacts_and_tags(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+    out = workdir / "metrics.json"
+    spec = write_spec()
+    assert main(["run", str(spec), "--tracking-uri", tracking_uri, "--metrics-out", str(out)]) == 0
+    client, run = only_run(tracking_uri)
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "tiny"
+
+    params = run.data.params
+    assert params["optimizer.type"] == "adam" and params["optimizer.lr"] == "0.01"
+    assert params["model.hidden"] == "[8]" and params["optimizer.betas"] == "[0.9, 0.999]"
+    assert params["metrics.1.type"] == "roc_auc" and params["seed"] == "3"
+
+    history = client.get_metric_history(run.info.run_id, "train/loss")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert len(client.get_metric_history(run.info.run_id, "val/roc_auc")) == 3
+    assert {"test/accuracy", "test/roc_auc", "test/loss"} <= set(run.data.metrics)
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"spec.resolved.yaml", "metrics.json", "model"} <= artifacts
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/weights.pt"]
+
+    tags = run.data.tags
+    assert len(tags["specrun.spec_sha256"]) == 64 and len(tags["specrun.data_sha256"]) == 64
+    assert tags["specrun.torch"].startswith("2.") and tags["specrun.device"] == "cpu"
+    assert tags["specrun.version"] and tags["specrun.python"]
+
+    written = json.loads(out.read_text())
+    assert written["test/accuracy"] == pytest.approx(run.data.metrics["test/accuracy"])
+
+
+def test_two_runs_give_bit_identical_metrics(workdir: Path, write_spec: Callable[..., Path]) -> None:
+    spec = write_spec()
+    first, second = workdir / "a.json", workdir / "b.json"
+    assert main(["run", str(spec), "--no-track", "--metrics-out", str(first)]) == 0
+    assert main(["run", str(spec), "--no-track", "--metrics-out", str(second)]) == 0
+    assert first.read_text() == second.read_text()
+    changed = workdir / "c.json"
+    assert main(["run", str(spec), "--no-track", "--set", "seed=4", "--metrics-out", str(changed)]) == 0
+    assert changed.read_text() != first.read_text()
+
+
+def test_invalid_spec_exits_2_and_logs_nothing(workdir: Path, write_spec: Callable[..., Path]) -> None:
+    spec = write_spec(TINY_SPEC.replace("lr: 0.01", "lr: -1"))
+    assert main(["run", str(spec)]) == 2
+    assert not (workdir / "mlflow.db").exists() and not (workdir / "mlruns").exists()
+
+
+def test_data_that_cannot_serve_the_spec_exits_2_and_logs_nothing(workdir: Path, write_spec: Callable[..., Path]) -> None:
+    spec = write_spec(TINY_SPEC.replace("dataset: breast_cancer", "dataset: {path: missing.csv, target: y}"))
+    assert main(["run", str(spec)]) == 2
+    assert not (workdir / "mlflow.db").exists()
+
+
+def test_git_commit_and_dirty_flag_are_tagged(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+    spec = write_spec()
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q"], check=True)
+    subprocess.run([*git, "add", "spec.yaml"], check=True)
+    subprocess.run([*git, "commit", "-qm", "spec"], check=True)
+    assert main(["run", str(spec), "--tracking-uri", tracking_uri]) == 0
+    _, run = only_run(tracking_uri)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert run.data.tags["mlflow.source.git.commit"] == head
+    assert run.data.tags["specrun.git_dirty"] == "false"
+
+
+def test_over_long_param_becomes_a_visible_hash_marker(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+    long_description = "x" * 7000
+    spec = write_spec(TINY_SPEC + f"description: {long_description}\n")
+    assert main(["run", str(spec), "--tracking-uri", tracking_uri]) == 0
+    _, run = only_run(tracking_uri)
+    value = run.data.params["description"]
+    assert value.startswith("sha256:") and value.endswith(", see spec.resolved.yaml")
+
+
+def test_file_datasets_csv_and_parquet(workdir: Path, write_spec: Callable[..., Path]) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    frame = pd.DataFrame(x, columns=["a", "b", "c"])
+    frame["label"] = np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
+    frame.to_csv("table.csv", index=False)
+    frame.to_parquet("table.parquet")
+    for name in ("table.csv", "table.parquet"):
+        spec = write_spec(TINY_SPEC.replace("dataset: breast_cancer", f"dataset: {{path: {name}, target: label}}"))
+        out = workdir / f"{name}.json"
+        assert main(["run", str(spec), "--no-track", "--set", "train.epochs=20", "--metrics-out", str(out)]) == 0
+        assert json.loads(out.read_text())["test/accuracy"] > 0.9
+
+
+def test_nan_loss_marks_the_run_failed_and_keeps_a_checkpoint(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+    text = TINY_SPEC.replace("optimizer: {type: adam, lr: 0.01}", "optimizer: {type: sgd, lr: 1.0e+30}")
+    text = text.replace("loss: bce", "loss: cross_entropy").replace("epochs: 3", "epochs: 8")
+    spec = write_spec(text)
+    with pytest.raises(Exception, match="NaN or infinite at epoch"):
+        main(["run", str(spec), "--tracking-uri", tracking_uri])
+    client, run = only_run(tracking_uri)
+    assert run.info.status == "FAILED"
+    assert "NonFiniteLoss" in run.data.tags["specrun.error"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_run_killed_with_its_last_checkpoint(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+    spec = write_spec(TINY_SPEC.replace("epochs: 3", "epochs: 100000").replace("dataset: breast_cancer", "dataset: digits").replace("loss: bce", "loss: cross_entropy"))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", str(spec), "--tracking-uri", tracking_uri],
+        cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    # Wait until a few epochs are logged, then interrupt as a terminal's Ctrl-C would.
+    assert child.stderr is not None
+    for line in child.stderr:
+        if "epoch 3/" in line:
+            break
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    client, run = only_run(tracking_uri)
+    assert run.info.status == "KILLED"
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/last.pt"]

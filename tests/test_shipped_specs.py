@@ -1,0 +1,38 @@
+"""``specs/`` tests itself: every shipped spec validates and runs; the headline ones hit their marks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+from runner.spec import load_spec
+from tests.conftest import ROOT
+
+SPECS = sorted((ROOT / "specs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_spec_validates_and_has_a_header(spec: Path) -> None:
+    load_spec(spec)
+    header = spec.read_text().splitlines()[0]
+    assert header.startswith("# "), "every shipped spec starts with a comment saying what it shows"
+    assert f"runner run {spec.relative_to(ROOT)}" in spec.read_text()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_spec_runs_an_epoch(spec: Path, workdir: Path) -> None:
+    assert main(["run", str(spec), "--no-track", "--set", "train.epochs=1"]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,metric,bound", [
+    ("breast_cancer_logistic", "test/roc_auc", 0.97),
+    ("digits_mlp", "test/accuracy", 0.95),
+])
+def test_headline_specs_reach_their_marks(name: str, metric: str, bound: float, workdir: Path) -> None:
+    out = workdir / "metrics.json"
+    assert main(["run", str(ROOT / "specs" / f"{name}.yaml"), "--no-track", "--metrics-out", str(out)]) == 0
+    assert json.loads(out.read_text())[metric] >= bound
