@@ -37,6 +37,12 @@ class RunOptions:
     quiet: bool = False
     spec_file: Optional[Path] = None
     extra_tags: dict[str, str] = field(default_factory=dict)
+    #: Nest the run under this MLflow run (folds, seeds and search trials are child runs).
+    parent_run_id: Optional[str] = None
+    run_name: Optional[str] = None
+    #: More receivers of each epoch's metrics, e.g. a search's pruning callback; one that
+    #: raises stops the run (it is then marked FAILED, or KILLED for KeyboardInterrupt).
+    reporters: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -113,8 +119,9 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         tracker = MlflowTracker(
             tracking_uri(options.tracking_uri, spec.tracking.uri),
             options.experiment or spec.tracking.experiment or spec.name,
-            run_name=spec.tracking.run_name,
+            run_name=options.run_name or spec.tracking.run_name,
             tags=tags,
+            parent_run_id=options.parent_run_id,
         )
         tracker.log_params(flatten(resolved))
 
@@ -138,7 +145,8 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             with progress_for(spec.name, spec.train.epochs, focus, options.quiet) as progress:
-                result = train_one(pipeline, spec.train, spec.seed, _Fanout(tracker, progress), save_checkpoint)
+                reporter = _Fanout(tracker, progress, *options.reporters)
+                result = train_one(pipeline, spec.train, spec.seed, reporter, save_checkpoint)
             metrics = final_metrics(result)
             tracker.log_metrics(result.test, step=result.epochs_run)
             (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
