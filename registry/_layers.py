@@ -45,6 +45,14 @@ class MLP(nn.Module):
         return self.head(self.body(x))
 
 
+def flat_size(shape: tuple[int, ...]) -> int:
+    """Features of one example once flattened: (1, 28, 28) -> 784."""
+    size = 1
+    for dim in shape:
+        size *= dim
+    return size
+
+
 def initialize(
     model: nn.Module,
     weight_init: Callable[[torch.Tensor], object] | None,

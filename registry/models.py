@@ -1,7 +1,7 @@
 """Models a spec can name under ``model:``.
 
-Every builder takes its parameters and the input/output sizes, which come from the data and
-the loss (``cross_entropy`` needs one output per class, ``bce`` one logit, ``mse`` one per
+Every builder takes its parameters, the shape of one input example (``in_shape``, e.g.
+``(30,)`` for a table or ``(1, 28, 28)`` for an image) and the output size, which comes from the loss (``cross_entropy`` needs one output per class, ``bce`` one logit, ``mse`` one per
 target), so a spec never repeats them. Outputs are raw scores: the loss applies the link.
 """
 
@@ -39,32 +39,32 @@ class LinearParams(Params):
     init: InitSpec = Field(default_factory=InitSpec)
 
 
-def _linear(params: LinearParams, in_features: int, out_features: int) -> nn.Module:
+def _linear(params: LinearParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
     from torch import nn
 
-    from registry._layers import initialize
+    from registry._layers import flat_size, initialize
 
-    model = nn.Linear(in_features, out_features, bias=params.bias)
+    model = nn.Linear(flat_size(in_shape), out_features, bias=params.bias)
     initialize(model, INITS.get(params.init.weights.type).builder(params.init.weights), params.init.bias)
-    return model
+    return model if len(in_shape) == 1 else nn.Sequential(nn.Flatten(), model)
 
 
 @MODELS.register("linear", params=LinearParams, losses=None)
-def linear(params: LinearParams, in_features: int, out_features: int) -> nn.Module:
+def linear(params: LinearParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
     """Linear regression E[y|x] = w.x + b, identity link (000:317; 003 2.2)."""
-    return _linear(params, in_features, out_features)
+    return _linear(params, in_shape, out_features)
 
 
 @MODELS.register("logistic", params=LinearParams, losses=("bce",))
-def logistic(params: LinearParams, in_features: int, out_features: int) -> nn.Module:
+def logistic(params: LinearParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
     """Logistic regression: one logit, Bernoulli likelihood through the bce loss (000:214; 003 3.1)."""
-    return _linear(params, in_features, out_features)
+    return _linear(params, in_shape, out_features)
 
 
 @MODELS.register("softmax", params=LinearParams, losses=("cross_entropy",))
-def softmax(params: LinearParams, in_features: int, out_features: int) -> nn.Module:
+def softmax(params: LinearParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
     """Softmax (multinomial) regression: K logits, categorical likelihood (000:400; 003 3.3)."""
-    return _linear(params, in_features, out_features)
+    return _linear(params, in_shape, out_features)
 
 
 class MLPParams(Params):
@@ -91,12 +91,14 @@ class MLPParams(Params):
 
 
 @MODELS.register("mlp", params=MLPParams, losses=None)
-def mlp(params: MLPParams, in_features: int, out_features: int) -> nn.Module:
+def mlp(params: MLPParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
     """Multilayer perceptron with per-layer widths and activations (000:618-690; 004:612-650)."""
-    from registry._layers import MLP, initialize
+    from torch import nn
+
+    from registry._layers import MLP, flat_size, initialize
 
     specs = params.activation if isinstance(params.activation, list) else [params.activation] * len(params.hidden)
     makers = [lambda s=s: ACTIVATIONS.get(s.type).builder(s) for s in specs]
-    model = MLP(in_features, list(params.hidden), out_features, makers, params.dropout, params.norm, params.bias)
+    model = MLP(flat_size(in_shape), list(params.hidden), out_features, makers, params.dropout, params.norm, params.bias)
     initialize(model, INITS.get(params.init.weights.type).builder(params.init.weights), params.init.bias)
-    return model
+    return model if len(in_shape) == 1 else nn.Sequential(nn.Flatten(), model)

@@ -63,8 +63,8 @@ def to_tensors(part: Part, device: torch.device) -> Tensors:
 
 def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
     """Instantiate model, loss head, penalty, optimizer, scheduler and metrics for ``data``."""
-    in_features = data.train.x.shape[1]
-    model = registry.MODELS.get(spec.model.type).builder(spec.model, in_features, output_size(data, spec.loss.type))
+    in_shape = tuple(data.train.x.shape[1:])
+    model = registry.MODELS.get(spec.model.type).builder(spec.model, in_shape, output_size(data, spec.loss.type))
     model = model.to(device)
     head = registry.LOSSES.get(spec.loss.type).builder(spec.loss).to(device)
     penalty = None

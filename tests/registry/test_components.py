@@ -149,7 +149,7 @@ def test_fraud_example_always_no_fraud() -> None:
 
 def test_kaiming_normal_has_variance_two_over_fan_in() -> None:
     torch.manual_seed(0)
-    model = build(registry.MODELS, {"type": "mlp", "hidden": [512], "init": {"weights": "kaiming_normal", "bias": "zeros"}}, 1000, 1)
+    model = build(registry.MODELS, {"type": "mlp", "hidden": [512], "init": {"weights": "kaiming_normal", "bias": "zeros"}}, (1000,), 1)
     weight = model.body[0].weight
     assert weight.var().item() == pytest.approx(2 / 1000, rel=0.05)
     assert torch.count_nonzero(model.body[0].bias) == 0
@@ -157,7 +157,7 @@ def test_kaiming_normal_has_variance_two_over_fan_in() -> None:
 
 def test_xavier_uniform_bound() -> None:
     torch.manual_seed(0)
-    model = build(registry.MODELS, {"type": "linear", "init": {"weights": "xavier_uniform", "bias": 0.5}}, 300, 100)
+    model = build(registry.MODELS, {"type": "linear", "init": {"weights": "xavier_uniform", "bias": 0.5}}, (300,), 100)
     bound = math.sqrt(6 / (300 + 100))
     assert model.weight.abs().max().item() <= bound
     assert model.weight.abs().max().item() > 0.95 * bound
@@ -173,16 +173,18 @@ def test_leaky_relu_slope_is_explicit() -> None:
 
 @pytest.mark.parametrize("name", registry.MODELS.names())
 def test_every_model_builds_with_defaults_and_backpropagates(name: str) -> None:
-    model = build(registry.MODELS, name, 5, 3)
+    model = build(registry.MODELS, name, (5,), 3)
     x = torch.randn(4, 5)
     out = model(x)
     assert out.shape == (4, 3)
+    images = build(registry.MODELS, name, (1, 2, 3), 3)
+    assert images(torch.randn(4, 1, 2, 3)).shape == (4, 3)
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
 
 
 def test_mlp_per_layer_activations_and_norms() -> None:
-    model = build(registry.MODELS, {"type": "mlp", "hidden": [6, 4], "activation": ["tanh", "relu"], "norm": "batch", "dropout": 0.2}, 5, 2)
+    model = build(registry.MODELS, {"type": "mlp", "hidden": [6, 4], "activation": ["tanh", "relu"], "norm": "batch", "dropout": 0.2}, (5,), 2)
     kinds = [type(m).__name__ for m in model.body]
     assert kinds == ["Linear", "BatchNorm1d", "Tanh", "Dropout", "Linear", "BatchNorm1d", "ReLU", "Dropout"]
     with pytest.raises(ValidationError, match="activation"):
