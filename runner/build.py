@@ -12,6 +12,7 @@ import registry
 from registry._heads import LossHead
 from registry.metrics import MetricFn
 from registry.regularizers import Penalty
+from runner import batches, distributed
 from runner.data import Part, PreparedData
 from runner.spec.schema import Spec
 
@@ -45,6 +46,9 @@ class Pipeline:
     device: torch.device
     batch_size: int
     steps_per_epoch: int
+    #: "device" (parts live on the device, batches are indexing) or "dataloader" (parts stay
+    #: in host memory and a DataLoader streams batches).
+    loader: str = "device"
 
 
 def output_size(data: PreparedData, loss: str) -> int:
@@ -57,8 +61,11 @@ def output_size(data: PreparedData, loss: str) -> int:
     return data.task.n_targets
 
 
-def to_tensors(part: Part, device: torch.device) -> Tensors:
-    return Tensors(torch.from_numpy(part.x).to(device), torch.from_numpy(part.y).to(device))
+def to_tensors(part: Part, device: torch.device, pin: bool = False) -> Tensors:
+    x, y = torch.from_numpy(part.x), torch.from_numpy(part.y)
+    if pin:  # page-locked host memory makes the copies to the GPU asynchronous
+        return Tensors(x.pin_memory(), y.pin_memory())
+    return Tensors(x.to(device), y.to(device))
 
 
 def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
@@ -72,9 +79,11 @@ def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
         penalty = registry.REGULARIZERS.get(spec.regularizer.type).builder(spec.regularizer)
     optimizer = registry.OPTIMIZERS.get(spec.optimizer.type).builder(spec.optimizer, model.parameters())
 
-    n_train = len(data.train)
-    batch_size = n_train if spec.train.batch_size == "full" else min(spec.train.batch_size, n_train)
-    steps_per_epoch = -(-n_train // batch_size)
+    # Under torchrun each of W ranks takes 1/W of the rows and of the (global) batch size.
+    world = distributed.world_size()
+    n_train = -(-len(data.train) // world)
+    batch_size = n_train if spec.train.batch_size == "full" else min(-(-spec.train.batch_size // world), n_train)
+    steps_per_epoch = batches.steps_per_epoch(n_train, batch_size, spec.train.accumulate)
     scheduler, interval = None, "epoch"
     if spec.scheduler is not None:
         builder: Callable[..., tuple[object, str]] = registry.SCHEDULERS.get(spec.scheduler.type).builder
@@ -88,6 +97,11 @@ def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
         name: bool(registry.METRICS.get(m.type).meta.get("higher_is_better", True))
         for name, m in zip(spec.metric_names(), spec.metrics)
     }
+    parts = [p for p in (data.train, data.val, data.test) if p is not None]
+    loader = batches.choose_loader(spec.train.loader, sum(p.x.nbytes + p.y.nbytes for p in parts), device)
+    host = loader == "dataloader"
+    place = torch.device("cpu") if host else device
+    pin = host and device.type == "cuda"
     return Pipeline(
         model=model,
         head=head,
@@ -97,10 +111,11 @@ def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
         scheduler_interval=interval,
         metrics=metrics,
         higher_is_better=higher_is_better,
-        train=to_tensors(data.train, device),
-        val=None if data.val is None else to_tensors(data.val, device),
-        test=to_tensors(data.test, device),
+        train=to_tensors(data.train, place, pin),
+        val=None if data.val is None else to_tensors(data.val, place, pin),
+        test=to_tensors(data.test, place, pin),
         device=device,
         batch_size=batch_size,
         steps_per_epoch=steps_per_epoch,
+        loader=loader,
     )

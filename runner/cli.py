@@ -32,13 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=cmd_validate)
 
     run = commands.add_parser("run", help="train and evaluate a spec, tracked in MLflow")
-    run.add_argument("spec", type=Path, metavar="SPEC")
+    run.add_argument("spec", type=Path, nargs="?", metavar="SPEC", help="the spec to run (omit with --resume)")
     _add_set(run)
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the spec's device")
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     run.add_argument("--experiment", help="MLflow experiment name (default: the spec's tracking.experiment or name)")
     run.add_argument("--metrics-out", type=Path, metavar="FILE", help="write the final metrics as JSON")
     run.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    run.add_argument(
+        "--resume", metavar="RUN_ID",
+        help="continue an unfinished run (killed, failed, interrupted) from its last checkpoint, in the same MLflow run",
+    )
+    run.add_argument(
+        "--nproc", type=int, default=1, metavar="N",
+        help="train data-parallel in N processes under torchrun (DDP): gloo on CPU, one GPU each on CUDA",
+    )
     run.set_defaults(handler=cmd_run)
 
     schema = commands.add_parser("schema", help="print the spec language's JSON Schema (for editors)")
@@ -69,14 +77,57 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _run_usage_problem(args: argparse.Namespace) -> Optional[str]:
+    if (args.spec is None) == (args.resume is None):
+        return "give a SPEC to start a run, or --resume RUN_ID to continue one (not both)"
+    if args.resume and (args.sets or args.no_track or args.experiment):
+        return "--resume continues a run exactly as it was specified: --set, --experiment and --no-track do not apply"
+    if args.nproc < 1:
+        return f"--nproc must be >= 1, but got {args.nproc}"
+    return None
+
+
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    """This ``runner run`` command line, for each torchrun worker (without ``--nproc``)."""
+    argv = ["run"] + ([str(args.spec)] if args.spec else [])
+    for assignment in args.sets:
+        argv += ["--set", assignment]
+    for flag in ("device", "tracking_uri", "experiment", "metrics_out", "resume"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    return argv + (["--no-track"] if args.no_track else [])
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from runner.spec import SpecError, load_spec
 
-    try:
-        spec = load_spec(args.spec, args.sets)
-    except SpecError as error:
-        print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
+    problem = _run_usage_problem(args)
+    if problem:
+        _error(problem)
         return EXIT_INVALID
+    spec = None
+    if args.spec is not None:
+        try:
+            spec = load_spec(args.spec, args.sets)
+        except SpecError as error:
+            print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
+            return EXIT_INVALID
+
+    from runner import distributed
+
+    resume = None
+    if args.resume:
+        from runner.resume import ResumeError, prepare
+        from runner.tracking import tracking_uri
+
+        try:  # under --nproc the launcher fetches the checkpoint once, before the workers start
+            spec, resume = prepare(args.resume, tracking_uri(args.tracking_uri, None))
+        except ResumeError as error:
+            _error(str(error))
+            return EXIT_INVALID
+    if args.nproc > 1 and distributed.world_size() == 1:
+        return distributed.launch(args.nproc, _worker_args(args))
+    assert spec is not None
 
     from runner.data import DataError
     from runner.experiment import RunOptions, run
@@ -88,15 +139,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         track=not args.no_track,
         spec_file=args.spec,
+        resume=resume,
     )
     try:
         outcome = run(spec, options)
     except DataError as error:
-        _error(f"{args.spec}: {error}")
+        _error(f"{args.spec or args.resume}: {error}")
         return EXIT_INVALID
     except KeyboardInterrupt:
-        _error("interrupted; the run is marked KILLED and its last checkpoint kept")
+        _error("interrupted; the run is marked KILLED and its last checkpoint kept (continue it with --resume)")
         return 130
+    finally:
+        distributed.shutdown()
+    if not distributed.is_main():
+        return 0
     print_metrics(spec.name, outcome.metrics, outcome.run_id)
     if args.metrics_out:
         args.metrics_out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,23 +7,28 @@ cannot be run logs nothing.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import torch
 
-from runner import determinism, provenance
+from runner import checkpoint, determinism, distributed, provenance
 from runner.build import build
-from runner.data import prepare
+from runner.checkpoint import CheckpointWriter
+from runner.data import DataError, prepare
 from runner.progress import progress_for
 from runner.spec.schema import Spec
 from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, tracking_uri
 from runner.train import RunResult, train_one
 
-CHECKPOINT_DIR = Path(".specrun") / "checkpoints"
+if TYPE_CHECKING:
+    from runner.resume import Resume
+
+CHECKPOINT_DIR = checkpoint.LOCAL_DIR
 
 
 @dataclass
@@ -43,6 +48,8 @@ class RunOptions:
     #: More receivers of each epoch's metrics, e.g. a search's pruning callback; one that
     #: raises stops the run (it is then marked FAILED, or KILLED for KeyboardInterrupt).
     reporters: list[Any] = field(default_factory=list)
+    #: Continue this unfinished run (``runner run --resume``) instead of starting a new one.
+    resume: Optional["Resume"] = None
 
 
 @dataclass
@@ -84,29 +91,45 @@ def final_metrics(result: RunResult) -> dict[str, float]:
 
 
 def run(spec: Spec, options: RunOptions) -> RunOutcome:
-    """Train and evaluate ``spec`` once, tracked in MLflow unless ``options.track`` is off."""
+    """Train and evaluate ``spec`` once, tracked in MLflow unless ``options.track`` is off.
+
+    With ``options.resume`` it continues that run instead: the same MLflow run, from its
+    last checkpoint, logging from the next epoch on.
+    """
+    resume = options.resume
     # 1) Determinism first: cuBLAS settings must precede any CUDA work.
     determinism.set_reproducibility(spec.reproducibility)
     determinism.seed_everything(spec.seed)
-    device = determinism.resolve_device(options.device or spec.device)
+    device = distributed.setup(determinism.resolve_device(options.device or spec.device))
+    main = distributed.is_main()
 
-    # 2) Everything that can reject the input happens before a run exists.
+    # 2) Everything that can reject the input happens before a run exists (or is reopened).
     data = prepare(spec)
+    if resume is not None and resume.data_sha256 not in (None, data.fingerprint):
+        raise DataError(
+            f"the data must be the data run {resume.run_id} started with (sha256 {resume.data_sha256}), "
+            f"but it is now {data.fingerprint}"
+        )
     determinism.seed_everything(spec.seed)
     pipeline = build(spec, data, device)
+    state = None if resume is None or resume.checkpoint is None else checkpoint.load(resume.checkpoint, device)
 
     resolved = spec.to_data()
     resolved_text = provenance.spec_yaml(resolved)
+    spec_sha256 = provenance.sha256_text(resolved_text)
     tags = {
         "specrun.spec_name": spec.name,
-        "specrun.spec_sha256": provenance.sha256_text(resolved_text),
+        "specrun.spec_sha256": spec_sha256,
         "specrun.data_sha256": data.fingerprint,
         "specrun.device": determinism.device_name(device),
         "specrun.reproducibility": spec.reproducibility,
+        "specrun.loader": pipeline.loader,
         **provenance.environment_tags(),
         **spec.tracking.tags,
         **options.extra_tags,
     }
+    if distributed.world_size() > 1:
+        tags["specrun.world_size"] = str(distributed.world_size())
     if options.spec_file is not None:
         tags["specrun.spec_file"] = str(options.spec_file)
     git = provenance.git_state(Path.cwd())
@@ -114,8 +137,18 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         tags["mlflow.source.git.commit"], dirty = git[0], git[1]
         tags["specrun.git_dirty"] = str(dirty).lower()
 
+    # 3) Only rank 0 tracks. A resumed run reopens its MLflow run and fills in the epochs
+    #    its checkpoint holds but its metrics lack (a kill between the two).
     tracker: Tracker = NullTracker()
-    if options.track:
+    logged_epochs = 0
+    if options.track and main and resume is not None:
+        start = 0 if state is None else state["epoch"]
+        tracker = MlflowTracker.reopen(resume.uri, resume.run_id, {"specrun.resumed_from_epoch": str(start)})
+        for epoch, metrics in enumerate([] if state is None else state["history"], start=1):
+            if epoch > resume.logged_epochs:
+                tracker.log_metrics(metrics, step=epoch)
+        logged_epochs = max(resume.logged_epochs, start)
+    elif options.track and main:
         tracker = MlflowTracker(
             tracking_uri(options.tracking_uri, spec.tracking.uri),
             options.experiment or spec.tracking.experiment or spec.name,
@@ -125,28 +158,27 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         )
         tracker.log_params(flatten(resolved))
 
+    # 4) Checkpoints belong to a run (they are resumed through it): none when untracked.
+    writer = None
+    if tracker.run_id is not None and spec.train.checkpoint_every > 0:
+        extra = {"run_id": tracker.run_id, "spec_sha256": spec_sha256}
+        writer = CheckpointWriter(CHECKPOINT_DIR / tracker.run_id, tracker, extra)
+
     with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
         workdir = Path(scratch)
-        (workdir / "spec.resolved.yaml").write_text(resolved_text)
-        tracker.log_artifact(workdir / "spec.resolved.yaml")
-        checkpoint = CHECKPOINT_DIR / (tracker.run_id or "untracked") / "last.pt"
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-
-        def save_checkpoint(epoch: int) -> None:
-            state = {
-                "epoch": epoch,
-                "model": pipeline.model.state_dict(),
-                "optimizer": pipeline.optimizer.state_dict(),
-                "scheduler": None if pipeline.scheduler is None else pipeline.scheduler.state_dict(),  # type: ignore[attr-defined]
-            }
-            torch.save(state, checkpoint)
+        if resume is None:
+            (workdir / "spec.resolved.yaml").write_text(resolved_text)
+            tracker.log_artifact(workdir / "spec.resolved.yaml")
 
         focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() and pipeline.val is not None else "val/loss"
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
-            with progress_for(spec.name, spec.train.epochs, focus, options.quiet) as progress:
-                reporter = _Fanout(tracker, progress, *options.reporters)
-                result = train_one(pipeline, spec.train, spec.seed, reporter, save_checkpoint)
+            with progress_for(spec.name, spec.train.epochs, focus, options.quiet or not main) as progress:
+                shown = [progress] if main else []  # one progress display, not one per rank
+                reporter = _Fanout(_After(tracker, logged_epochs), *shown, *options.reporters)
+                result = train_one(pipeline, spec.train, spec.seed, reporter, writer, state)
+            if writer is not None:
+                writer.close()
             metrics = final_metrics(result)
             tracker.log_metrics(result.test, step=result.epochs_run)
             (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
@@ -154,7 +186,9 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             tracker.log_artifact(workdir / "metrics.json")
             tracker.log_artifact(workdir / "weights.pt", "model")
         except BaseException as error:
-            _keep_checkpoint(tracker, checkpoint)
+            # The last good checkpoint is on disk; closing the writer lands it in MLflow too.
+            if writer is not None:
+                writer.close()
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             if not isinstance(error, KeyboardInterrupt):
                 tracker.set_tags({"specrun.error": f"{type(error).__name__}: {error}"[:5000]})
@@ -163,16 +197,22 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         finally:
             signal.signal(signal.SIGTERM, previous)
         tracker.end("FINISHED")
+    # 5) A finished run's last checkpoint stays in MLflow; the local copy has served its purpose.
+    if tracker.run_id is not None:
+        shutil.rmtree(CHECKPOINT_DIR / tracker.run_id, ignore_errors=True)
     return RunOutcome(tracker.run_id, result, metrics)
 
 
-def _keep_checkpoint(tracker: Tracker, checkpoint: Path) -> None:
-    """Log the last good checkpoint of a failed or interrupted run, if one was written."""
-    if checkpoint.exists():
-        try:
-            tracker.log_artifact(checkpoint, "checkpoints")
-        except Exception:  # the run is failing already; the local copy stays
-            pass
+class _After:
+    """Forwards to the tracker only epochs after ``logged``: a resumed run may replay
+    epochs it logged before its last checkpoint (with ``checkpoint_every`` > 1)."""
+
+    def __init__(self, tracker: Tracker, logged: int) -> None:
+        self.tracker, self.logged = tracker, logged
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        if epoch > self.logged:
+            self.tracker.epoch_end(epoch, metrics)
 
 
 def iter_metric_lines(metrics: dict[str, float]) -> Iterator[str]:

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
@@ -82,6 +83,16 @@ class MlflowTracker:
         tags: Optional[dict[str, str]] = None,
         parent_run_id: Optional[str] = None,
     ) -> None:
+        self._connect(uri)
+        self.experiment_id = self._experiment_id(experiment)
+        run_tags = dict(tags or {})
+        if parent_run_id:
+            run_tags["mlflow.parentRunId"] = parent_run_id
+        run = self._client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
+        self.run_id: Optional[str] = run.info.run_id
+        self.ended = False
+
+    def _connect(self, uri: str) -> None:
         # Alembic's schema migrations log at INFO on a new SQLite store; users need none of it.
         for name in ("alembic", "mlflow.store.db.utils"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -92,13 +103,23 @@ class MlflowTracker:
         self._param_limit = MAX_PARAM_VAL_LENGTH
         self._batch_limit = MAX_PARAMS_TAGS_PER_BATCH
         self.uri = uri
-        self.experiment_id = self._experiment_id(experiment)
-        run_tags = dict(tags or {})
-        if parent_run_id:
-            run_tags["mlflow.parentRunId"] = parent_run_id
-        run = self._client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
-        self.run_id: Optional[str] = run.info.run_id
+
+    @classmethod
+    def reopen(cls, uri: str, run_id: str, tags: Optional[dict[str, str]] = None) -> "MlflowTracker":
+        """Attach to an existing run (``--resume``) and set it back to RUNNING; a stale
+        ``specrun.error`` from an earlier attempt is removed."""
+        self = cls.__new__(cls)
+        self._connect(uri)
+        run = self._client.get_run(run_id)
+        self.experiment_id = run.info.experiment_id
+        self.run_id = run_id
         self.ended = False
+        self._client.update_run(run_id, status="RUNNING")
+        if "specrun.error" in run.data.tags:
+            self._client.delete_tag(run_id, "specrun.error")
+        if tags:
+            self.set_tags(tags)
+        return self
 
     def _experiment_id(self, name: str) -> str:
         found = self._client.get_experiment_by_name(name)
@@ -147,3 +168,40 @@ class MlflowTracker:
     def _run(self) -> str:
         assert self.run_id is not None
         return self.run_id
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What ``--resume`` needs to know about an existing run."""
+
+    run_id: str
+    status: str
+    tags: dict[str, str]
+    #: The highest epoch step of ``train/loss`` logged so far (0 for none).
+    last_epoch: int
+
+
+def fetch_run(uri: str, run_id: str) -> RunRecord:
+    """Status, tags and logged progress of a run; ``LookupError`` when the store has no such run."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as error:
+        raise LookupError(f"no run {run_id!r} in the tracking store {uri}") from error
+    steps = [m.step for m in client.get_metric_history(run_id, "train/loss")]
+    return RunRecord(run_id, run.info.status, dict(run.data.tags), max(steps, default=0))
+
+
+def download_artifact(uri: str, run_id: str, path: str, destination: Path) -> Optional[Path]:
+    """Copy one artifact of a run into ``destination``; None when the run has no such artifact."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    folder = path.rpartition("/")[0] or None
+    if path not in {a.path for a in client.list_artifacts(run_id, folder)}:
+        return None
+    destination.mkdir(parents=True, exist_ok=True)
+    return Path(client.download_artifacts(run_id, path, str(destination)))

@@ -1,21 +1,26 @@
 """The training loop: ``train_one(pipeline, settings, ...) -> RunResult``. Knows nothing of MLflow.
 
-Data already sits on the device, so a step is: index a batch, forward, loss (+ penalty),
-backward, clip, step. Nothing inside the loop waits for the device except once per epoch.
+Data usually sits on the device already, so a step is: index a batch, forward, loss
+(+ penalty), backward, clip, step. Nothing inside the loop waits for the device except once
+per epoch. Checkpoints, DDP and the DataLoader path live in their own modules; the loop
+only calls them.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import torch
 
+from runner import checkpoint, distributed
+from runner.batches import Batches, sizes
 from runner.build import Pipeline, Tensors
 from runner.spec.schema import TrainSpec
 
 _EVAL_CHUNK = 8192
+_NO_BAD_STEP = 2**62
 
 
 class Reporter(Protocol):
@@ -25,12 +30,12 @@ class Reporter(Protocol):
 
 
 class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or infinite; training cannot go on meaningfully."""
+    """The loss (or the weights) became NaN or infinite; training cannot go on meaningfully."""
 
-    def __init__(self, epoch: int, step: int) -> None:
+    def __init__(self, epoch: int, step: int, what: str = "training loss") -> None:
         self.epoch, self.step = epoch, step
         super().__init__(
-            f"the training loss became NaN or infinite at epoch {epoch}, step {step}; "
+            f"the {what} became NaN or infinite at epoch {epoch}, step {step}; "
             "lower the learning rate, clip gradients, or check the data"
         )
 
@@ -50,15 +55,18 @@ class RunResult:
 @torch.no_grad()
 def evaluate(pipeline: Pipeline, part: Tensors, prefix: str) -> dict[str, float]:
     """Loss and every metric on one part, in eval mode (dropout off, norm statistics frozen)."""
-    model = pipeline.model
+    model, device = pipeline.model, pipeline.device
     was_training = model.training
     model.eval()
-    outputs = torch.cat([model(part.x[i : i + _EVAL_CHUNK]) for i in range(0, len(part), _EVAL_CHUNK)])
+    # Chunks are copied to the device when the part lives in host memory (the DataLoader path).
+    chunks = (part.x[i : i + _EVAL_CHUNK].to(device, non_blocking=True) for i in range(0, len(part), _EVAL_CHUNK))
+    outputs = torch.cat([model(chunk) for chunk in chunks])
     model.train(was_training)
-    results = {f"{prefix}/loss": pipeline.head(outputs, part.y)}
+    targets = part.y.to(device, non_blocking=True)
+    results = {f"{prefix}/loss": pipeline.head(outputs, targets)}
     predictions = pipeline.head.predict(outputs)
     for name, metric in pipeline.metrics.items():
-        results[f"{prefix}/{name}"] = metric(predictions, part.y)
+        results[f"{prefix}/{name}"] = metric(predictions, targets)
     # One transfer for all values instead of one sync per metric.
     values = torch.stack([v.detach().float().reshape(()) for v in results.values()]).tolist()
     return dict(zip(results, values))
@@ -99,68 +107,111 @@ def train_one(
     settings: TrainSpec,
     seed: int,
     reporter: Reporter,
-    after_epoch: Optional[Callable[[int], None]] = None,
+    save_checkpoint: Optional[Callable[[dict[str, Any]], None]] = None,
+    resume: Optional[dict[str, Any]] = None,
 ) -> RunResult:
-    """Train for ``settings.epochs`` (or until early stopping), then evaluate on the test part."""
-    model, optimizer, head = pipeline.model, pipeline.optimizer, pipeline.head
-    train, n = pipeline.train, len(pipeline.train)
+    """Train for ``settings.epochs`` (or until early stopping), then evaluate on the test part.
+
+    ``save_checkpoint`` receives the whole training state (:mod:`runner.checkpoint`) after
+    every ``settings.checkpoint_every``-th good epoch and after the last; ``resume`` is such
+    a state to continue from, bit-identically on CPU.
+    """
+    model, optimizer, head, device = pipeline.model, pipeline.optimizer, pipeline.head, pipeline.device
+    n = len(pipeline.train)
     # 1) The shuffle order has its own generator, so it depends on the seed alone.
     order_rng = torch.Generator().manual_seed(seed)
     stopping = None
     if settings.early_stopping is not None:
         es = settings.early_stopping
         stopping = _EarlyStopping(es.monitor, es.patience, es.min_delta, _maximize(es.monitor, pipeline, es.mode))
-    best_state = None
+    best_state: Optional[dict[str, torch.Tensor]] = None
     history: list[dict[str, float]] = []
-    epoch = 0
-    for epoch in range(1, settings.epochs + 1):
+    start = 0
+    # 2) A resumed run gets back everything the next epoch depends on: weights, optimizer
+    #    and scheduler, every RNG (dropout, data order), early stopping, history.
+    if resume is not None:
+        start, history, best_state = checkpoint.restore(resume, pipeline, order_rng, stopping)
+    last_epoch = start if stopping is not None and stopping.should_stop else settings.epochs
+
+    # 3) Opt-in speed: compile the forward in place (state_dict keys unchanged), wrap in DDP
+    #    under torchrun, bf16 autocast for the training steps only.
+    if settings.compile:
+        model.compile()
+    net = distributed.wrap(model, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16")
+    batches = Batches(pipeline.train, pipeline.batch_size, pipeline.loader, settings.workers, device, seed)
+    acc = settings.accumulate
+
+    epoch = start
+    for epoch in range(start + 1, last_epoch + 1):
         model.train()
         order = torch.randperm(n, generator=order_rng) if settings.shuffle else torch.arange(n)
-        order = order.to(pipeline.device)
-        # 2) Accumulate on the device; read back once per epoch.
-        data_loss_sum = torch.zeros((), device=pipeline.device)
-        step_objectives = []
-        for start in range(0, n, pipeline.batch_size):
-            batch = order[start : start + pipeline.batch_size]
-            outputs = model(train.x[batch])
-            loss = head(outputs, train.y[batch])
-            objective = loss if pipeline.penalty is None else loss + pipeline.penalty(model)
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            if settings.grad_clip is not None:
-                if settings.grad_clip.norm is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip.norm)
-                else:
-                    torch.nn.utils.clip_grad_value_(model.parameters(), settings.grad_clip.value)  # type: ignore[arg-type]
-            optimizer.step()
-            if pipeline.scheduler is not None and pipeline.scheduler_interval == "step":
-                pipeline.scheduler.step()  # type: ignore[attr-defined]
-            step_objectives.append(objective.detach())
-            data_loss_sum += loss.detach() * batch.shape[0]
+        mine = distributed.shard(order)  # under DDP, this rank's rows of the order
+        # 4) A step sums `acc` micro-batches, each weighted by its share of the step's rows,
+        #    so the gradient is the mean over the step's rows whatever the split.
+        batch_rows = sizes(len(mine), pipeline.batch_size)
+        step_rows = [sum(batch_rows[i : i + acc]) for i in range(0, len(batch_rows), acc)]
+        # 5) Accumulate on the device; read back once per epoch.
+        data_loss_sum = torch.zeros((), device=device)
+        batch_objectives = []
+        for i, (x, y) in enumerate(batches(mine)):
+            ends_step = (i + 1) % acc == 0 or i + 1 == len(batch_rows)
+            with distributed.grad_sync(net, ends_step):
+                with autocast:
+                    outputs = net(x)
+                loss = head(outputs.float(), y)
+                objective = loss if pipeline.penalty is None else loss + pipeline.penalty(model)
+                (objective * (batch_rows[i] / step_rows[i // acc])).backward()
+            if ends_step:
+                if settings.grad_clip is not None:
+                    if settings.grad_clip.norm is not None:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip.norm)
+                    else:
+                        torch.nn.utils.clip_grad_value_(model.parameters(), settings.grad_clip.value)  # type: ignore[arg-type]
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if pipeline.scheduler is not None and pipeline.scheduler_interval == "step":
+                    pipeline.scheduler.step()  # type: ignore[attr-defined]
+            batch_objectives.append(objective.detach())
+            data_loss_sum += loss.detach() * y.shape[0]
 
-        # 3) A NaN/inf loss stops the run, naming the first bad step.
-        finite = torch.isfinite(torch.stack(step_objectives))
-        if not bool(finite.all()):
-            raise NonFiniteLoss(epoch, int((~finite).nonzero()[0]) + 1)
+        # 6) A NaN/inf loss stops the run, naming the first bad step (on any rank); so do
+        #    weights that overflowed on the epoch's last step. Either way this epoch is
+        #    never checkpointed: the checkpoint on disk stays the last good one.
+        finite = torch.isfinite(torch.stack(batch_objectives))
+        first_bad = _NO_BAD_STEP if bool(finite.all()) else int((~finite).nonzero()[0]) + 1
+        loss_total, rows, first_bad = distributed.epoch_totals(data_loss_sum, len(mine), first_bad)
+        if first_bad != _NO_BAD_STEP:
+            raise NonFiniteLoss(epoch, first_bad)
+        if not bool(torch.stack([p.isfinite().all() for p in model.parameters()]).all()):
+            raise NonFiniteLoss(epoch, len(batch_rows), "weights")
         lr = optimizer.param_groups[0]["lr"]
         if pipeline.scheduler is not None and pipeline.scheduler_interval == "epoch":
             pipeline.scheduler.step()  # type: ignore[attr-defined]
 
-        metrics = {"train/loss": float(data_loss_sum) / n, "lr": float(lr)}
+        metrics = {"train/loss": loss_total / rows, "lr": float(lr)}
         if pipeline.val is not None:
             metrics |= evaluate(pipeline, pipeline.val, "val")
         history.append(metrics)
-        reporter.epoch_end(epoch, metrics)
 
-        # 4) Early stopping keeps the best epoch's weights (003 ch. 4).
+        # 7) Early stopping keeps the best epoch's weights (003 ch. 4).
         if stopping is not None and stopping.improved(epoch, metrics):
             best_state = copy.deepcopy(model.state_dict())
-        if after_epoch is not None:
-            after_epoch(epoch)
-        if stopping is not None and stopping.should_stop:
+        stop = stopping is not None and stopping.should_stop
+        # 8) Checkpoint before reporting: a run killed in between resumes after this epoch,
+        #    and the tracker never gets an epoch twice nor misses one.
+        every = settings.checkpoint_every
+        if save_checkpoint is not None and every and (epoch % every == 0 or stop or epoch == settings.epochs):
+            save_checkpoint(checkpoint.capture(
+                pipeline, epoch=epoch, order_rng=order_rng, order=order,
+                stopping=stopping, best_state=best_state, history=history,
+            ))
+        reporter.epoch_end(epoch, metrics)
+        if stop:
             break
 
-    stopped_early = stopping is not None and epoch < settings.epochs
+    # 9) End with the best epoch's weights when asked, then test once.
+    stopped_early = stopping is not None and stopping.should_stop and epoch < settings.epochs
     weights_epoch = epoch
     if stopping is not None and settings.early_stopping is not None and settings.early_stopping.restore_best and best_state:
         model.load_state_dict(best_state)

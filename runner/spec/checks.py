@@ -92,6 +92,16 @@ def check_expected_metrics_logged(spec: Spec) -> Iterator[Finding]:
             yield ("expect", "metrics", name), f"{name!r} is not a metric this spec logs; one of {sorted(names)}"
 
 
+def check_accumulate_needs_minibatches(spec: Spec) -> Iterator[Finding]:
+    if spec.train.accumulate > 1 and spec.train.batch_size == "full":
+        yield ("train", "accumulate"), "gradient accumulation splits a step into mini-batches, but batch_size is 'full'"
+
+
+def check_workers_need_a_dataloader(spec: Spec) -> Iterator[Finding]:
+    if spec.train.workers > 0 and spec.train.loader == "device":
+        yield ("train", "workers"), f"workers={spec.train.workers} feed a DataLoader, but loader is 'device'; use loader: dataloader or auto"
+
+
 CHECKS: list[Check] = [
     check_loss_fits_dataset,
     check_model_fits_loss,
@@ -100,6 +110,8 @@ CHECKS: list[Check] = [
     check_early_stopping_monitor,
     check_stratify_needs_classes,
     check_expected_metrics_logged,
+    check_accumulate_needs_minibatches,
+    check_workers_need_a_dataloader,
 ]
 
 

@@ -102,6 +102,18 @@ class TrainSpec(Strict):
     shuffle: bool = Field(True, description="Reshuffle the training order every epoch (004:334).")
     early_stopping: Optional[EarlyStopping] = None
     grad_clip: Optional[GradClip] = None
+    accumulate: int = Field(1, ge=1, description="Micro-batches of batch_size summed into one optimizer step (gradient accumulation).")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: bfloat16 autocast for training steps (CUDA; allowed on CPU); evaluation stays fp32."
+    )
+    compile: bool = Field(False, description="torch.compile the model (opt-in: the first steps pay the compile time).")
+    loader: Literal["auto", "device", "dataloader"] = Field(
+        "auto", description="device: data moved to the device once; dataloader: batches streamed from host memory; auto: device when it fits."
+    )
+    workers: int = Field(0, ge=0, description="DataLoader worker processes (with the dataloader path).")
+    checkpoint_every: int = Field(
+        1, ge=0, description="Epochs between checkpoints (local file and MLflow artifact); 0 turns them off."
+    )
 
 
 class TrackingSpec(Strict):

@@ -1,0 +1,71 @@
+"""Checkpoints: atomic writes, a complete RNG round trip, and the background MLflow mirror."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from runner import checkpoint
+from runner.tracking import MlflowTracker
+
+
+def _draws(order_rng: torch.Generator) -> list[float]:
+    return [
+        float(torch.rand(())),
+        float(np.random.rand()),
+        float(np.random.randn()),  # exercises NumPy's cached Gaussian too
+        random.random(),
+        float(torch.randperm(10, generator=order_rng)[0]),
+    ]
+
+
+def test_rng_state_round_trips_every_generator(tmp_path: Path) -> None:
+    order_rng = torch.Generator().manual_seed(7)
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    np.random.randn()
+    state = checkpoint.rng_state(order_rng)
+    # Through a file and a weights-only load, as a resumed run reads it.
+    checkpoint.save({"rng": state}, tmp_path / "rng.pt")
+    first = _draws(order_rng)
+    restored = torch.Generator()
+    checkpoint.set_rng_state(checkpoint.load(tmp_path / "rng.pt")["rng"], restored)
+    assert _draws(restored) == first
+
+
+def test_save_replaces_atomically_and_a_failed_save_keeps_the_previous_file(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "last.pt"
+    checkpoint.save({"epoch": 1, "w": torch.ones(3)}, path)
+    checkpoint.save({"epoch": 2, "w": torch.full((3,), 2.0)}, path)
+    assert checkpoint.load(path)["epoch"] == 2
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary left behind
+    with pytest.raises(Exception):
+        checkpoint.save({"epoch": 3, "bad": lambda: None}, path)  # cannot be pickled
+    assert checkpoint.load(path)["epoch"] == 2
+
+
+def test_a_checkpoint_holding_code_is_refused(tmp_path: Path) -> None:
+    # A checkpoint fetched from MLflow is data; loading must not run what it contains.
+    torch.save({"epoch": 1, "hook": print}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        checkpoint.load(tmp_path / "evil.pt")
+
+
+def test_writer_mirrors_the_newest_checkpoint_to_mlflow(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "ckpt")
+    writer = checkpoint.CheckpointWriter(tmp_path / "ckpt" / "run", tracker, {"run_id": tracker.run_id})
+    for epoch in range(1, 6):
+        writer({"epoch": epoch, "w": torch.full((1000,), float(epoch))})
+    writer.close()
+    assert checkpoint.load(writer.path)["epoch"] == 5
+    assert not (writer.directory / "upload").exists() or not any((writer.directory / "upload").iterdir())
+    client = MlflowClient(uri)
+    assert tracker.run_id is not None
+    local = client.download_artifacts(tracker.run_id, "checkpoints/last.pt", str(tmp_path))
+    logged = checkpoint.load(Path(local))
+    assert logged["epoch"] == 5 and logged["run_id"] == tracker.run_id

@@ -1,0 +1,147 @@
+"""Checkpoints in a run's life: a NaN keeps the last good one; SIGKILL + ``--resume`` finishes
+bit-identically to a run that was never interrupted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from runner import checkpoint
+from runner.cli import main
+from tests.conftest import subprocess_env
+
+DIVERGING = """\
+name: diverging
+seed: 0
+data: {dataset: diabetes, transforms: [standardize], split: {test: 0.2}}
+model: linear
+loss: mse
+optimizer: {type: sgd, lr: 3.0}
+train: {epochs: 40, batch_size: full}
+"""
+
+# Dropout (torch RNG), shuffling (the order generator), Adam's moments, a per-step one-cycle
+# schedule and early-stopping state: everything a resumed run must restore exactly.
+RESUMABLE = """\
+name: resumable
+seed: 5
+data:
+  dataset: digits
+  transforms: [standardize]
+  split: {test: 0.2, val: 0.2, stratify: true}
+model: {type: mlp, hidden: [64], dropout: 0.2, init: {weights: kaiming_normal, bias: zeros}}
+loss: cross_entropy
+optimizer: {type: adam, lr: 0.003}
+scheduler: {type: onecycle, max_lr: 0.01}
+train: {epochs: 60, batch_size: 32, early_stopping: {monitor: val/accuracy, patience: 100}}
+metrics: [accuracy, {type: f1, average: macro}]
+"""
+
+
+def _runs(uri: str) -> list:
+    client = MlflowClient(uri)
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def test_nan_fails_the_run_and_keeps_the_last_good_checkpoint(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+    spec = write_spec(DIVERGING)
+    with pytest.raises(Exception, match="NaN or infinite at epoch 13, step 1"):
+        main(["run", str(spec), "--tracking-uri", tracking_uri])
+    (run,) = _runs(tracking_uri)
+    assert run.info.status == "FAILED" and "epoch 13" in run.data.tags["specrun.error"]
+    client = MlflowClient(tracking_uri)
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+    assert steps == list(range(1, 13))
+    # The bad epoch was never checkpointed: both copies hold epoch 12, with finite weights.
+    local = checkpoint.load(checkpoint.LOCAL_DIR / run.info.run_id / checkpoint.FILE)
+    logged = checkpoint.load(Path(client.download_artifacts(run.info.run_id, "checkpoints/last.pt", str(workdir))))
+    for state in (local, logged):
+        assert state["epoch"] == 12 and len(state["history"]) == 12
+        assert all(torch.isfinite(w).all() for w in state["model"].values())
+
+
+def test_resume_refuses_a_finished_run_and_bad_usage(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec()
+    assert main(["run", str(spec), "--tracking-uri", tracking_uri, "--set", "train.epochs=1"]) == 0
+    (run,) = _runs(tracking_uri)
+    assert not (checkpoint.LOCAL_DIR / run.info.run_id).exists()  # a finished run's local copy is gone
+    capsys.readouterr()
+    assert main(["run", "--resume", run.info.run_id, "--tracking-uri", tracking_uri]) == 2
+    assert "is FINISHED already" in capsys.readouterr().err
+    assert main(["run", "--resume", "0" * 32, "--tracking-uri", tracking_uri]) == 2
+    assert "no run" in capsys.readouterr().err
+    assert main(["run", str(spec), "--resume", run.info.run_id]) == 2
+    assert main(["run", "--resume", run.info.run_id, "--set", "seed=1"]) == 2
+    assert "--set" in capsys.readouterr().err
+    assert main(["run"]) == 2
+
+
+def _start(workdir: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", *args],
+        cwd=workdir, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _kill_after_checkpoint(child: subprocess.Popen[str], pattern: str, at_least: int) -> tuple[str, int]:
+    """SIGKILL ``child`` as soon as a checkpoint of epoch >= ``at_least`` is on disk."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert child.poll() is None, child.stderr.read() if child.stderr else ""
+        for path in checkpoint.LOCAL_DIR.glob(pattern):
+            try:
+                epoch = checkpoint.load(path)["epoch"]
+            except (OSError, RuntimeError):
+                continue
+            if epoch >= at_least:
+                child.send_signal(signal.SIGKILL)
+                child.wait(timeout=30)
+                return path.parent.name, epoch
+        time.sleep(0.02)
+    child.kill()
+    raise AssertionError("no checkpoint appeared in time")
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+    spec = write_spec(RESUMABLE)
+    # 1) The reference: the same spec, never interrupted (tracked elsewhere).
+    reference = workdir / "reference.json"
+    assert main(["run", str(spec), "--tracking-uri", f"sqlite:///{workdir / 'reference.db'}", "--metrics-out", str(reference)]) == 0
+
+    # 2) Kill it with SIGKILL after epoch 3's checkpoint: nothing runs on SIGKILL, so the
+    #    run stays RUNNING in MLflow.
+    out = workdir / "resumed.json"
+    run_id, epoch = _kill_after_checkpoint(_start(workdir, str(spec), "--tracking-uri", tracking_uri), "*/last.pt", 3)
+    (run,) = _runs(tracking_uri)
+    assert run.info.run_id == run_id and run.info.status == "RUNNING" and epoch < 60
+
+    # 3) Resume from the local checkpoint, and kill the resumed process again, later on.
+    resumed = _start(workdir, "--resume", run_id, "--tracking-uri", tracking_uri, "--metrics-out", str(out))
+    _, second = _kill_after_checkpoint(resumed, f"{run_id}/last.pt", epoch + 3)
+    assert second < 60 and not out.exists()
+
+    # 4) Resume once more on a machine without the local copy: from the MLflow artifact.
+    shutil.rmtree(checkpoint.LOCAL_DIR / run_id)
+    assert main(["run", "--resume", run_id, "--tracking-uri", tracking_uri, "--metrics-out", str(out)]) == 0
+
+    assert json.loads(out.read_text()) == json.loads(reference.read_text())
+    (run,) = _runs(tracking_uri)
+    assert run.info.status == "FINISHED" and run.info.run_id == run_id
+    client = MlflowClient(tracking_uri)
+    history = client.get_metric_history(run_id, "train/loss")
+    assert [m.step for m in history] == list(range(1, 61))  # every epoch exactly once
+    (ref_run,) = _runs(f"sqlite:///{workdir / 'reference.db'}")
+    ref_history = MlflowClient(f"sqlite:///{workdir / 'reference.db'}").get_metric_history(ref_run.info.run_id, "train/loss")
+    assert [m.value for m in history] == [m.value for m in ref_history]
+    assert "specrun.error" not in run.data.tags and int(run.data.tags["specrun.resumed_from_epoch"]) >= 1
