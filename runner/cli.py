@@ -19,6 +19,13 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dataset_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="PARAM=VALUE",
+        help="a dataset parameter, e.g. --set n_samples=500 (repeatable; values are YAML; `runner list datasets` shows them)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     from runner import __version__
 
@@ -39,7 +46,36 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--experiment", help="MLflow experiment name (default: the spec's tracking.experiment or name)")
     run.add_argument("--metrics-out", type=Path, metavar="FILE", help="write the final metrics as JSON")
     run.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    run.add_argument("--history-out", type=Path, metavar="FILE", help="write the per-epoch metrics as CSV (for `dvc plots`)")
     run.set_defaults(handler=cmd_run)
+
+    data = commands.add_parser("data", help="write registry datasets as files and track them with DVC")
+    actions = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="materialize datasets (or take existing files) and `dvc add` them")
+    add.add_argument("sources", nargs="+", metavar="NAME|PATH", help="a registered dataset or an existing file")
+    add.add_argument("--out", type=Path, default=Path("data"), help="directory for materialized datasets (default: data)")
+    _add_dataset_set(add)
+    add.add_argument("--remote", metavar="URL", help="the default DVC remote when the repository has none (default: ~/.cache/specrun/dvc-remote)")
+    add.set_defaults(handler=cmd_data)
+    materialize = actions.add_parser("materialize", help="write datasets as <out>/<name>.npz without tracking (for dvc.yaml stages)")
+    materialize.add_argument("sources", nargs="+", metavar="NAME", help="a registered dataset")
+    materialize.add_argument("--out", type=Path, default=Path("data"), help="output directory (default: data)")
+    _add_dataset_set(materialize)
+    materialize.set_defaults(handler=cmd_data)
+
+    check = commands.add_parser("check", help="compare reproduced metrics with the published numbers in specs' expect: blocks")
+    check.add_argument("specs", nargs="*", type=Path, metavar="SPEC", help="default: every spec under specs/published/")
+    check.add_argument("--results", type=Path, default=Path("results"), metavar="DIR", help="where SPEC's metrics are, as DIR/<spec file stem>.json (default: results)")
+    check.add_argument("--markdown", type=Path, default=Path("results/reproduction.md"), metavar="FILE", help="write the table as Markdown (default: results/reproduction.md)")
+    check.add_argument("--update-readme", type=Path, metavar="FILE", help="rewrite the table between the reproduction-table markers in FILE")
+    check.set_defaults(handler=cmd_check)
+
+    reproduce = commands.add_parser("reproduce", help="re-run a logged MLflow run from its recorded spec and compare metrics")
+    reproduce.add_argument("run_id", metavar="RUN_ID")
+    reproduce.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    reproduce.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the recorded spec's device")
+    reproduce.add_argument("--exact", action="store_true", help="exit 1 unless every metric is bit-identical")
+    reproduce.set_defaults(handler=cmd_reproduce)
 
     schema = commands.add_parser("schema", help="print the spec language's JSON Schema (for editors)")
     schema.set_defaults(handler=cmd_schema)
@@ -101,7 +137,115 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.metrics_out:
         args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
         args.metrics_out.write_text(json.dumps(outcome.metrics, indent=2, sort_keys=True) + "\n")
+    if args.history_out:
+        from runner.history import write_history
+
+        write_history(outcome.result.history, args.history_out)
     return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from runner import dvc_data
+
+    try:
+        if args.action == "materialize":
+            written, done = [dvc_data.materialize(name, args.out, args.sets) for name in args.sources], []
+        else:
+            written, done = dvc_data.add(args.sources, args.out, args.sets, args.remote)
+    except (dvc_data.DataCommandError, KeyError) as error:
+        _error(error.args[0] if isinstance(error, KeyError) else str(error))
+        return EXIT_INVALID
+    for line in done:
+        print(line)
+    for item in written:
+        rows = f" ({item.rows} rows)" if item.rows is not None else ""
+        print(f"{item.path}  md5 {item.md5}{rows}")
+    if written:
+        example = written[0]
+        print(f"A spec reads it, pinned, as:  dataset: {{type: dvc, path: {example.path.as_posix()}, md5: {example.md5}}}")
+    if args.action == "add" and written:
+        files = [f"{w.path}.dvc" for w in written] + sorted({f"{w.path.parent / '.gitignore'}" for w in written})
+        print(f"Record this version in git:  git add {' '.join(files)} && git commit")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from runner import check
+    from runner.spec import SpecError, load_spec
+
+    files = args.specs or check.published_specs()
+    if not files:
+        _error(f"no specs to check: none given and none under {check.PUBLISHED_DIR}/")
+        return EXIT_INVALID
+    checks = []
+    for file in files:
+        try:
+            spec = load_spec(file)
+        except SpecError as error:
+            print(f"{file}: invalid\n{error.render()}", file=sys.stderr)
+            return EXIT_INVALID
+        checked = check.check_spec(file, spec, args.results)
+        if checked is None:
+            print(f"{file}: no expect: block, nothing to check")
+        else:
+            checks.append(checked)
+    if not checks:
+        return 0
+    check.print_table(checks)
+    table = check.markdown(checks)
+    args.markdown.parent.mkdir(parents=True, exist_ok=True)
+    args.markdown.write_text(table)
+    if args.update_readme:
+        try:
+            args.update_readme.write_text(check.update_block(args.update_readme.read_text(), table))
+        except (OSError, ValueError) as error:
+            _error(f"{args.update_readme}: {error}")
+            return EXIT_INVALID
+    return 0 if check.passed(checks) else 1
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from runner import reproduce
+    from runner.tracking import tracking_uri
+
+    uri = tracking_uri(args.tracking_uri, None)
+    console = Console(stderr=True)
+    try:
+        original = reproduce.load(uri, args.run_id)
+    except reproduce.Refused as error:
+        _error(str(error))
+        return EXIT_INVALID
+    for warning in reproduce.compare_code(original, args.device):
+        console.print(f"[yellow]warning:[/] {warning}")
+    refusals = reproduce.compare_data(original)
+    if refusals:
+        _error(f"run {args.run_id} read other data; reproducing it here would not mean anything:")
+        for refusal in refusals:
+            print(f"  {refusal}", file=sys.stderr)
+        return EXIT_INVALID
+
+    from runner.data import DataError
+    from runner.experiment import RunOptions, run
+
+    options = RunOptions(
+        tracking_uri=uri,
+        experiment=original.record.experiment,
+        device=args.device,
+        extra_tags={reproduce.REPRODUCES_TAG: args.run_id},
+    )
+    try:
+        outcome = run(original.spec, options)
+    except DataError as error:
+        _error(str(error))
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        _error("interrupted; the run is marked KILLED")
+        return 130
+    diffs = reproduce.diff(original.metrics, outcome.metrics)
+    reproduce.print_diff(diffs, args.run_id, outcome.run_id)
+    return 1 if args.exact and not all(d.identical for d in diffs) else 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 
 import torch
 
-from runner import determinism, provenance
+from runner import datafiles, determinism, provenance
 from runner.build import build
 from runner.data import prepare
 from runner.progress import progress_for
@@ -92,6 +92,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
 
     # 2) Everything that can reject the input happens before a run exists.
     data = prepare(spec)
+    data_files = datafiles.records(data.table, spec.data.dataset)
     determinism.seed_everything(spec.seed)
     pipeline = build(spec, data, device)
 
@@ -101,6 +102,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         "specrun.spec_name": spec.name,
         "specrun.spec_sha256": provenance.sha256_text(resolved_text),
         "specrun.data_sha256": data.fingerprint,
+        **datafiles.tags(data_files),
         "specrun.device": determinism.device_name(device),
         "specrun.reproducibility": spec.reproducibility,
         **provenance.environment_tags(),
@@ -129,6 +131,9 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         workdir = Path(scratch)
         (workdir / "spec.resolved.yaml").write_text(resolved_text)
         tracker.log_artifact(workdir / "spec.resolved.yaml")
+        if data_files:
+            (workdir / datafiles.ARTIFACT).write_text(datafiles.to_json(data_files))
+            tracker.log_artifact(workdir / datafiles.ARTIFACT)
         checkpoint = CHECKPOINT_DIR / (tracker.run_id or "untracked") / "last.pt"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
 
