@@ -170,4 +170,4 @@ def print_table(checks: Sequence[SpecCheck]) -> None:
     console.print(table)
     for check in checks:
         if check.missing:
-            console.print(f"[yellow]{how_to_produce(check)}")
+            console.print(f"[yellow]{how_to_produce(check)}", soft_wrap=True)

@@ -218,7 +218,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         _error(str(error))
         return EXIT_INVALID
     for warning in reproduce.compare_code(original, args.device):
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     refusals = reproduce.compare_data(original)
     if refusals:
         _error(f"run {args.run_id} read other data; reproducing it here would not mean anything:")

@@ -171,4 +171,4 @@ def print_diff(diffs: list[MetricDiff], original_id: str, new_id: Optional[str])
     console.print(table)
     same = sum(d.identical for d in diffs)
     verdict = "bit-identical" if same == len(diffs) else f"{len(diffs) - same} of {len(diffs)} metrics differ"
-    console.print(f"{verdict}; the rerun is MLflow run {new_id} ({REPRODUCES_TAG}={original_id})" if new_id else verdict)
+    console.print(f"{verdict}; the rerun is MLflow run {new_id} ({REPRODUCES_TAG}={original_id})" if new_id else verdict, soft_wrap=True)

@@ -18,7 +18,9 @@ def git(*args: str, cwd: Path) -> str:
 
 
 def git_init(directory: Path) -> None:
+    """A repository that, like a project's, ignores what runs write (MLflow store, checkpoints)."""
     git("init", "-q", cwd=directory)
+    (directory / ".gitignore").write_text("mlflow.db\nmlruns/\n.specrun/\n")
 
 
 def commit_all(directory: Path, message: str) -> None:

@@ -1,0 +1,77 @@
+"""The shipped ``dvc.yaml`` on a fresh copy of this repository, with the ``dvc`` command line.
+
+CI reproduces the published results through this test: ``dvc repro check_quick`` runs the
+data stage, every quick published spec's stage and the check, as a user's ``dvc repro`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.dvc_helpers import commit_all, dvc, git_init, pipeline_env
+
+QUICK = ["data", "breast_cancer_logistic", "iris_softmax", "check_quick"]
+
+
+def ran(output: str) -> list[str]:
+    """The stages ``dvc repro`` ran, in order."""
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def fresh_clone(destination: Path) -> Path:
+    """What ``git clone`` of this work tree would give: its tracked and unignored files."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    git_init(destination)
+    commit_all(destination, "clone")
+    return destination
+
+
+@pytest.mark.slow
+def test_dvc_repro_reproduces_checks_and_reruns_only_what_changed(tmp_path: Path, migrated_tracking_uri: str) -> None:
+    repo = fresh_clone(tmp_path / "clone")
+    env = pipeline_env(repo) | {"MLFLOW_TRACKING_URI": migrated_tracking_uri}
+
+    # 1) From scratch: the data, each quick published spec, the check.
+    first = dvc("repro", "check_quick", cwd=repo, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert sorted(ran(first.stdout)) == sorted(QUICK)
+    for name in ("breast_cancer_logistic", "iris_softmax"):
+        assert json.loads((repo / "results" / f"{name}.json").read_text())["test/accuracy"] > 0.9
+    assert "✅ pass" in (repo / "results" / "reproduction-quick.md").read_text()
+    assert "❌" not in (repo / "results" / "reproduction-quick.md").read_text()
+
+    # 2) Nothing changed: nothing runs.
+    second = dvc("repro", "check_quick", cwd=repo, env=env)
+    assert second.returncode == 0 and ran(second.stdout) == [], second.stdout
+    assert "Data and pipelines are up to date." in second.stdout
+
+    # 3) One spec edited: its stage and the check run again, nothing else.
+    spec = repo / "specs" / "published" / "iris_softmax.yaml"
+    spec.write_text(spec.read_text().replace("seed: 0", "seed: 1"))
+    third = dvc("repro", "check_quick", cwd=repo, env=env)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert ran(third.stdout) == ["iris_softmax", "check_quick"]
+
+    # 4) DVC reads the declared metrics and plots.
+    metrics = dvc("metrics", "show", "--json", cwd=repo, env=env)
+    shown = json.loads(metrics.stdout)
+    files = next(iter(shown.values()))["data"]
+    assert files["results/iris_softmax.json"]["data"]["test/accuracy"] > 0.9
+    plots = dvc("plots", "show", "--json", cwd=repo, env=env)
+    assert plots.returncode == 0, plots.stderr
+    assert "results/breast_cancer_logistic.history.csv" in json.loads(plots.stdout)["data"]
