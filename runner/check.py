@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -171,3 +172,39 @@ def print_table(checks: Sequence[SpecCheck]) -> None:
     for check in checks:
         if check.missing:
             console.print(f"[yellow]{how_to_produce(check)}", soft_wrap=True)
+
+
+def command(files: Sequence[Path], results_dir: Path, markdown_file: Path, readme: Optional[Path]) -> int:
+    """``runner check``: 0 when every expectation is met, 1 on a miss or missing result, 2 on
+    an invalid spec or a README without markers."""
+    from runner.spec import SpecError, load_spec
+
+    files = list(files) or published_specs()
+    if not files:
+        print(f"runner: error: no specs to check: none given and none under {PUBLISHED_DIR}/", file=sys.stderr)
+        return 2
+    checks = []
+    for file in files:
+        try:
+            spec = load_spec(file)
+        except SpecError as error:
+            print(f"{file}: invalid\n{error.render()}", file=sys.stderr)
+            return 2
+        checked = check_spec(file, spec, results_dir)
+        if checked is None:
+            print(f"{file}: no expect: block, nothing to check")
+        else:
+            checks.append(checked)
+    if not checks:
+        return 0
+    print_table(checks)
+    table = markdown(checks)
+    markdown_file.parent.mkdir(parents=True, exist_ok=True)
+    markdown_file.write_text(table)
+    if readme is not None:
+        try:
+            readme.write_text(update_block(readme.read_text(), table))
+        except (OSError, ValueError) as error:
+            print(f"runner: error: {readme}: {error}", file=sys.stderr)
+            return 2
+    return 0 if passed(checks) else 1

@@ -145,107 +145,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from runner import dvc_data
+    from runner.dvc_data import command
 
-    try:
-        if args.action == "materialize":
-            written, done = [dvc_data.materialize(name, args.out, args.sets) for name in args.sources], []
-        else:
-            written, done = dvc_data.add(args.sources, args.out, args.sets, args.remote)
-    except (dvc_data.DataCommandError, KeyError) as error:
-        _error(error.args[0] if isinstance(error, KeyError) else str(error))
-        return EXIT_INVALID
-    for line in done:
-        print(line)
-    for item in written:
-        rows = f" ({item.rows} rows)" if item.rows is not None else ""
-        print(f"{item.path}  md5 {item.md5}{rows}")
-    if written:
-        example = written[0]
-        print(f"A spec reads it, pinned, as:  dataset: {{type: dvc, path: {example.path.as_posix()}, md5: {example.md5}}}")
-    if args.action == "add" and written:
-        files = [f"{w.path}.dvc" for w in written] + sorted({f"{w.path.parent / '.gitignore'}" for w in written})
-        print(f"Record this version in git:  git add {' '.join(files)} && git commit")
-    return 0
+    return command(args.action, args.sources, args.out, args.sets, args.remote if args.action == "add" else None)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from runner import check
-    from runner.spec import SpecError, load_spec
+    from runner.check import command
 
-    files = args.specs or check.published_specs()
-    if not files:
-        _error(f"no specs to check: none given and none under {check.PUBLISHED_DIR}/")
-        return EXIT_INVALID
-    checks = []
-    for file in files:
-        try:
-            spec = load_spec(file)
-        except SpecError as error:
-            print(f"{file}: invalid\n{error.render()}", file=sys.stderr)
-            return EXIT_INVALID
-        checked = check.check_spec(file, spec, args.results)
-        if checked is None:
-            print(f"{file}: no expect: block, nothing to check")
-        else:
-            checks.append(checked)
-    if not checks:
-        return 0
-    check.print_table(checks)
-    table = check.markdown(checks)
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(table)
-    if args.update_readme:
-        try:
-            args.update_readme.write_text(check.update_block(args.update_readme.read_text(), table))
-        except (OSError, ValueError) as error:
-            _error(f"{args.update_readme}: {error}")
-            return EXIT_INVALID
-    return 0 if check.passed(checks) else 1
+    return command(args.specs, args.results, args.markdown, args.update_readme)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from runner.reproduce import command
 
-    from runner import reproduce
-    from runner.tracking import tracking_uri
-
-    uri = tracking_uri(args.tracking_uri, None)
-    console = Console(stderr=True)
-    try:
-        original = reproduce.load(uri, args.run_id)
-    except reproduce.Refused as error:
-        _error(str(error))
-        return EXIT_INVALID
-    for warning in reproduce.compare_code(original, args.device):
-        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
-    refusals = reproduce.compare_data(original)
-    if refusals:
-        _error(f"run {args.run_id} read other data; reproducing it here would not mean anything:")
-        for refusal in refusals:
-            print(f"  {refusal}", file=sys.stderr)
-        return EXIT_INVALID
-
-    from runner.data import DataError
-    from runner.experiment import RunOptions, run
-
-    options = RunOptions(
-        tracking_uri=uri,
-        experiment=original.record.experiment,
-        device=args.device,
-        extra_tags={reproduce.REPRODUCES_TAG: args.run_id},
-    )
-    try:
-        outcome = run(original.spec, options)
-    except DataError as error:
-        _error(str(error))
-        return EXIT_INVALID
-    except KeyboardInterrupt:
-        _error("interrupted; the run is marked KILLED")
-        return 130
-    diffs = reproduce.diff(original.metrics, outcome.metrics)
-    reproduce.print_diff(diffs, args.run_id, outcome.run_id)
-    return 1 if args.exact and not all(d.identical for d in diffs) else 0
+    return command(args.run_id, args.tracking_uri, args.device, args.exact)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

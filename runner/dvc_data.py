@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
@@ -66,7 +67,10 @@ def materialize(name: str, out_dir: Path, sets: Sequence[str] = ()) -> Written:
     from registry.datasets_dvc import md5_of_file
 
     params = dataset_params(name, sets)
-    table = registry.DATASETS.get(name).builder(params)
+    try:
+        table = registry.DATASETS.get(name).builder(params)
+    except (FileNotFoundError, ValueError) as error:  # e.g. a dataset's source files are absent
+        raise DataCommandError(f"dataset {name!r} cannot be built: {error}") from error
     path = out_dir / f"{name}.npz"
     _npz.write(table, path)
     return Written(path, md5_of_file(path), len(table.y) + (len(table.test[1]) if table.test is not None else 0))
@@ -108,12 +112,15 @@ def open_repo(directory: Path, remote_url: Optional[str] = None) -> tuple[Repo, 
             Repo.init(str(top), no_scm=root is None)
             done.append(f"initialised DVC in {top}" + ("" if root else " (no git repository: --no-scm)"))
         repo = Repo(str(top))
-        if not repo.config["core"].get("remote"):
+        current = repo.config["core"].get("remote")
+        if not current:
             url = remote_url or DEFAULT_REMOTE_URL
             with repo.config.edit() as config:
                 config["remote"][DEFAULT_REMOTE_NAME] = {"url": url}
                 config["core"]["remote"] = DEFAULT_REMOTE_NAME
             done.append(f"default DVC remote {DEFAULT_REMOTE_NAME!r} -> {url} (`dvc push` / `dvc pull`)")
+        elif remote_url:
+            done.append(f"--remote ignored: the default DVC remote is already {current!r} (`dvc remote list`)")
     return repo, done
 
 
@@ -164,3 +171,32 @@ def add(sources: Sequence[str], out_dir: Path, sets: Sequence[str] = (), remote_
     finally:
         repo.close()
     return [Written(w.path, w.md5, rows.get(w.path)) for w in tracked], done
+
+
+def _error(message: str) -> None:
+    print(f"runner: error: {message}", file=sys.stderr)
+
+
+def command(action: str, sources: Sequence[str], out_dir: Path, sets: Sequence[str], remote_url: Optional[str]) -> int:
+    """``runner data add|materialize``: exit 0, or 2 when a request cannot be carried out."""
+    try:
+        if action == "materialize":
+            written, done = [materialize(name, out_dir, sets) for name in sources], []
+        else:
+            written, done = add(sources, out_dir, sets, remote_url)
+    except (DataCommandError, KeyError) as error:
+        _error(error.args[0] if isinstance(error, KeyError) else str(error))
+        return 2
+    for line in done:
+        print(line)
+    for item in written:
+        rows = f" ({item.rows} rows)" if item.rows is not None else ""
+        print(f"{item.path}  md5 {item.md5}{rows}")
+    if written:
+        example = written[0]
+        target = "" if example.path.suffix == ".npz" else ", target: COLUMN"
+        print(f"A spec reads it, pinned, as:  dataset: {{type: dvc, path: {example.path.as_posix()}{target}, md5: {example.md5}}}")
+    if action == "add" and written:
+        files = [f"{w.path}.dvc" for w in written] + sorted({f"{w.path.parent / '.gitignore'}" for w in written})
+        print(f"Record this version in git:  git add {' '.join(files)} && git commit")
+    return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -172,3 +173,46 @@ def print_diff(diffs: list[MetricDiff], original_id: str, new_id: Optional[str])
     same = sum(d.identical for d in diffs)
     verdict = "bit-identical" if same == len(diffs) else f"{len(diffs) - same} of {len(diffs)} metrics differ"
     console.print(f"{verdict}; the rerun is MLflow run {new_id} ({REPRODUCES_TAG}={original_id})" if new_id else verdict, soft_wrap=True)
+
+
+def command(run_id: str, uri: Optional[str], device: Optional[str], exact: bool) -> int:
+    """``runner reproduce``: 0 after a rerun (1 with ``exact`` if a metric differs), 2 when the
+    run cannot be reproduced here (unknown run, unreadable spec, other data)."""
+    from rich.console import Console
+
+    from runner.data import DataError
+    from runner.experiment import RunOptions, run
+    from runner.tracking import tracking_uri
+
+    def error(message: str) -> None:
+        print(f"runner: error: {message}", file=sys.stderr)
+
+    uri = tracking_uri(uri, None)
+    try:
+        original = load(uri, run_id)
+    except Refused as refused:
+        error(str(refused))
+        return 2
+    console = Console(stderr=True)
+    for warning in compare_code(original, device):
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    refusals = compare_data(original)
+    if refusals:
+        error(f"run {run_id} read other data; reproducing it here would not mean anything:")
+        for refusal in refusals:
+            print(f"  {refusal}", file=sys.stderr)
+        return 2
+    options = RunOptions(
+        tracking_uri=uri, experiment=original.record.experiment, device=device, extra_tags={REPRODUCES_TAG: run_id}
+    )
+    try:
+        outcome = run(original.spec, options)
+    except DataError as failed:
+        error(str(failed))
+        return 2
+    except KeyboardInterrupt:
+        error("interrupted; the rerun is marked KILLED")
+        return 130
+    diffs = diff(original.metrics, outcome.metrics)
+    print_diff(diffs, run_id, outcome.run_id)
+    return 1 if exact and not all(d.identical for d in diffs) else 0

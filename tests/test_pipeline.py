@@ -13,7 +13,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
+from runner.spec import load_spec
 from tests.conftest import ROOT
 from tests.dvc_helpers import commit_all, dvc, git_init, pipeline_env
 
@@ -39,6 +41,26 @@ def fresh_clone(destination: Path) -> Path:
     git_init(destination)
     commit_all(destination, "clone")
     return destination
+
+
+PUBLISHED = sorted((ROOT / "specs" / "published").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("spec", PUBLISHED, ids=lambda p: p.stem)
+def test_every_published_spec_has_its_stage_and_is_checked(spec: Path) -> None:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    name, relative = spec.stem, spec.relative_to(ROOT).as_posix()
+    stage = stages.get(name)
+    assert stage is not None, f"dvc.yaml has no stage {name!r} for {relative}"
+    assert f"runner run {relative} --metrics-out results/{name}.json" in " ".join(stage["cmd"].split())
+    dataset = load_spec(spec).data.dataset
+    assert {relative, "runner", "registry"} <= set(stage["deps"])
+    if dataset.type == "dvc":
+        assert str(dataset.path) in stage["deps"]
+        assert str(dataset.path) in stages["data"]["outs"], f"{dataset.path} is not written by the data stage"
+    assert [{f"results/{name}.json": {"cache": False}}] == stage["metrics"]
+    assert f"results/{name}.json" in stages["check"]["deps"]
+    assert load_spec(spec).expect is not None, f"{relative} is published but cites no result (expect:)"
 
 
 @pytest.mark.slow
