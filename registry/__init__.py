@@ -12,6 +12,7 @@ from registry._registry import Entry, NoParams, Params, Registry
 from registry._task import Task
 from registry.activations import ACTIVATIONS
 from registry.datasets import DATASETS, Table
+from registry import datasets_dvc  # noqa: F401  (registers the `dvc` dataset)
 from registry.inits import INITS
 from registry.losses import LOSSES
 from registry.metrics import METRICS

@@ -19,6 +19,13 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dataset_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="PARAM=VALUE",
+        help="a dataset parameter, e.g. --set n_samples=500 (repeatable; values are YAML; `runner list datasets` shows them)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     from runner import __version__
 
@@ -47,7 +54,36 @@ def _parser() -> argparse.ArgumentParser:
         "--nproc", type=int, default=1, metavar="N",
         help="train data-parallel in N processes under torchrun (DDP): gloo on CPU, one GPU each on CUDA",
     )
+    run.add_argument("--history-out", type=Path, metavar="FILE", help="write the per-epoch metrics as CSV (for `dvc plots`)")
     run.set_defaults(handler=cmd_run)
+
+    data = commands.add_parser("data", help="write registry datasets as files and track them with DVC")
+    actions = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="materialize datasets (or take existing files) and `dvc add` them")
+    add.add_argument("sources", nargs="+", metavar="NAME|PATH", help="a registered dataset or an existing file")
+    add.add_argument("--out", type=Path, default=Path("data"), help="directory for materialized datasets (default: data)")
+    _add_dataset_set(add)
+    add.add_argument("--remote", metavar="URL", help="the default DVC remote when the repository has none (default: ~/.cache/specrun/dvc-remote)")
+    add.set_defaults(handler=cmd_data)
+    materialize = actions.add_parser("materialize", help="write datasets as <out>/<name>.npz without tracking (for dvc.yaml stages)")
+    materialize.add_argument("sources", nargs="+", metavar="NAME", help="a registered dataset")
+    materialize.add_argument("--out", type=Path, default=Path("data"), help="output directory (default: data)")
+    _add_dataset_set(materialize)
+    materialize.set_defaults(handler=cmd_data)
+
+    check = commands.add_parser("check", help="compare reproduced metrics with the published numbers in specs' expect: blocks")
+    check.add_argument("specs", nargs="*", type=Path, metavar="SPEC", help="default: every spec under specs/published/")
+    check.add_argument("--results", type=Path, default=Path("results"), metavar="DIR", help="where SPEC's metrics are, as DIR/<spec file stem>.json (default: results)")
+    check.add_argument("--markdown", type=Path, default=Path("results/reproduction.md"), metavar="FILE", help="write the table as Markdown (default: results/reproduction.md)")
+    check.add_argument("--update-readme", type=Path, metavar="FILE", help="rewrite the table between the reproduction-table markers in FILE")
+    check.set_defaults(handler=cmd_check)
+
+    reproduce = commands.add_parser("reproduce", help="re-run a logged MLflow run from its recorded spec and compare metrics")
+    reproduce.add_argument("run_id", metavar="RUN_ID")
+    reproduce.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    reproduce.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the recorded spec's device")
+    reproduce.add_argument("--exact", action="store_true", help="exit 1 unless every metric is bit-identical")
+    reproduce.set_defaults(handler=cmd_reproduce)
 
     schema = commands.add_parser("schema", help="print the spec language's JSON Schema (for editors)")
     schema.set_defaults(handler=cmd_schema)
@@ -92,7 +128,7 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
     argv = ["run"] + ([str(args.spec)] if args.spec else [])
     for assignment in args.sets:
         argv += ["--set", assignment]
-    for flag in ("device", "tracking_uri", "experiment", "metrics_out", "resume"):
+    for flag in ("device", "tracking_uri", "experiment", "metrics_out", "history_out", "resume"):
         if getattr(args, flag) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     return argv + (["--no-track"] if args.no_track else [])
@@ -157,7 +193,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.metrics_out:
         args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
         args.metrics_out.write_text(json.dumps(outcome.metrics, indent=2, sort_keys=True) + "\n")
+    if args.history_out:
+        from runner.history import write_history
+
+        write_history(outcome.result.history, args.history_out)
     return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from runner.dvc_data import command
+
+    return command(args.action, args.sources, args.out, args.sets, args.remote if args.action == "add" else None)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from runner.check import command
+
+    return command(args.specs, args.results, args.markdown, args.update_readme)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from runner.reproduce import command
+
+    return command(args.run_id, args.tracking_uri, args.device, args.exact)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

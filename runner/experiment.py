@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import torch
 
-from runner import checkpoint, determinism, distributed, provenance
+from runner import checkpoint, datafiles, determinism, distributed, provenance
 from runner.build import build
 from runner.checkpoint import CheckpointWriter
 from runner.data import DataError, prepare
@@ -105,6 +105,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
 
     # 2) Everything that can reject the input happens before a run exists (or is reopened).
     data = prepare(spec)
+    data_files = datafiles.records(data.table, spec.data.dataset)
     if resume is not None and resume.data_sha256 not in (None, data.fingerprint):
         raise DataError(
             f"the data must be the data run {resume.run_id} started with (sha256 {resume.data_sha256}), "
@@ -121,6 +122,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         "specrun.spec_name": spec.name,
         "specrun.spec_sha256": spec_sha256,
         "specrun.data_sha256": data.fingerprint,
+        **datafiles.tags(data_files),
         "specrun.device": determinism.device_name(device),
         "specrun.reproducibility": spec.reproducibility,
         "specrun.loader": pipeline.loader,
@@ -169,6 +171,9 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         if resume is None:
             (workdir / "spec.resolved.yaml").write_text(resolved_text)
             tracker.log_artifact(workdir / "spec.resolved.yaml")
+            if data_files:
+                (workdir / datafiles.ARTIFACT).write_text(datafiles.to_json(data_files))
+                tracker.log_artifact(workdir / datafiles.ARTIFACT)
 
         focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() and pipeline.val is not None else "val/loss"
         previous = signal.signal(signal.SIGTERM, _raise_terminated)

@@ -46,4 +46,22 @@ def environment_tags() -> dict[str, str]:
         "specrun.python": platform.python_version(),
         "specrun.torch": torch.__version__,
         "specrun.platform": platform.platform(),
+        **package_versions(),
     }
+
+
+#: Packages besides torch whose version can change a run's numbers (splits, scaling, data).
+PACKAGES = {"specrun.numpy": "numpy", "specrun.sklearn": "scikit-learn", "specrun.mlflow": "mlflow"}
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of :data:`PACKAGES`, read from metadata without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for tag, package in PACKAGES.items():
+        try:
+            found[tag] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found

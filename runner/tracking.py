@@ -10,7 +10,7 @@ import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
@@ -205,3 +205,52 @@ def download_artifact(uri: str, run_id: str, path: str, destination: Path) -> Op
         return None
     destination.mkdir(parents=True, exist_ok=True)
     return Path(client.download_artifacts(run_id, path, str(destination)))
+
+
+@dataclass
+class RecordedRun:
+    """What MLflow holds about a past run, as ``runner reproduce`` needs it."""
+
+    run_id: str
+    experiment: str
+    status: str
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    #: The text of each small artifact asked for that the run has.
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+def read_run(uri: str, run_id: str, artifacts: tuple[str, ...] = ()) -> RecordedRun:
+    """Tags, latest metrics and the named top-level text artifacts of run ``run_id``.
+
+    Raises LookupError when the store has no such run.
+    """
+    for name in ("alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as error:
+        raise LookupError(f"no run {run_id!r} in {uri}: {error.message}") from error
+    experiment = client.get_experiment(run.info.experiment_id).name
+    present = {a.path for a in client.list_artifacts(run_id)}
+    texts = {}
+    # MLflow draws a progress bar per download; for a few small text files it is only noise.
+    bar = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
+            for name in artifacts:
+                if name in present:
+                    texts[name] = Path(client.download_artifacts(run_id, name, scratch)).read_text()
+    finally:
+        if bar is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
+    return RecordedRun(run_id, experiment, run.info.status, dict(run.data.tags), dict(run.data.metrics), texts)

@@ -58,3 +58,28 @@ def subprocess_env() -> dict[str, str]:
     env.pop("MLFLOW_TRACKING_URI", None)
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+@pytest.fixture(scope="session")
+def _migrated_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow SQLite store with its schema migrations done, made once per session."""
+    import logging
+
+    from mlflow.tracking import MlflowClient
+
+    for name in ("alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    path = tmp_path_factory.mktemp("mlflow-store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def migrated_tracking_uri(tmp_path: Path, _migrated_mlflow_store: Path) -> str:
+    """Like ``tracking_uri``, a real SQLite store under tmp, but created by copying a migrated
+    empty one: MLflow's schema migrations take seconds per new database."""
+    import shutil
+
+    copy = tmp_path / "mlflow.db"
+    shutil.copyfile(_migrated_mlflow_store, copy)
+    return f"sqlite:///{copy}"

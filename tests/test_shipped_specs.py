@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import registry
 from runner.cli import main
 from runner.spec import load_spec
 from tests.conftest import ROOT
@@ -22,8 +23,18 @@ def test_spec_validates_and_has_a_header(spec: Path) -> None:
     assert f"runner run {spec.relative_to(ROOT)}" in spec.read_text()
 
 
+def write_pipeline_data(spec: Path) -> None:
+    """Published specs read data/<dataset>.npz, which dvc.yaml's `data` stage writes; write it here."""
+    from runner.dvc_data import materialize
+
+    dataset = load_spec(spec).data.dataset
+    if dataset.type == "dvc" and dataset.path.parent == Path("data") and dataset.path.stem in registry.DATASETS:
+        materialize(dataset.path.stem, Path("data"))
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_spec_runs_an_epoch(spec: Path, workdir: Path) -> None:
+    write_pipeline_data(spec)
     assert main(["run", str(spec), "--no-track", "--set", "train.epochs=1"]) == 0
 
 
