@@ -16,10 +16,11 @@ and :func:`try_batched` says why.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 import registry
 from runner import determinism, distributed
@@ -88,13 +89,70 @@ def try_batched(members: list["Member"], device: Optional[str]) -> tuple[str, st
     if reason is not None:
         return "sequential", reason, None
     try:
-        results = train_batched(pipelines, spec, [m.spec.seed for m in members])
+        results, how = train_batched(pipelines, spec, [m.spec.seed for m in members])
     except NonFiniteLoss:
         raise
     except (RuntimeError, NotImplementedError) as error:  # an op vmap cannot batch
         return "sequential", f"batched training failed ({type(error).__name__}: {error}); trained one by one", None
     trained = {m.index: r for m, r in zip(members, results)}
-    return "batched", f"{len(members)} members of one architecture trained at once (torch.func.vmap) on {place.type}", trained
+    return "batched", f"{len(members)} members of one architecture trained at once ({how}) on {place.type}", trained
+
+
+#: Modules that act on each element (or the last dimension) alone, so a leading member
+#: dimension passes through them unchanged.
+_PASS_THROUGH = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh,
+    nn.Sigmoid, nn.Softplus, nn.Hardtanh, nn.Identity, nn.Softmax, nn.LogSoftmax, nn.Sequential,
+)
+
+
+class StackedLinear(nn.Module):
+    """``k`` linear layers as one: input (k, batch, in) -> (k, batch, out) by one batched matmul."""
+
+    def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.bias = None if bias is None else nn.Parameter(bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bias is None:
+            return torch.bmm(x, self.weight.transpose(1, 2))
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
+def stacked_layers(models: list[nn.Module]) -> Optional[nn.Module]:
+    """The members as one module of batched layers (linear layers stacked, activations shared),
+    when every layer allows it and the forward only chains them (the MLP); else None (vmap)."""
+    from registry._layers import MLP
+
+    base = models[0]
+    if not isinstance(base, (MLP, nn.Sequential)):
+        return None
+    for module in base.modules():
+        if module is not base and not isinstance(module, (nn.Linear, *_PASS_THROUGH)):
+            return None
+        if isinstance(module, _PASS_THROUGH) and any(True for _ in module.parameters(recurse=False)):
+            return None
+    stacked = copy.deepcopy(base)
+    for name, module in base.named_modules():
+        if isinstance(module, nn.Linear):
+            layers = [dict(m.named_modules())[name] for m in models]
+            weight = torch.stack([layer.weight.detach() for layer in layers])
+            bias = None if module.bias is None else torch.stack([layer.bias.detach() for layer in layers])
+            parent, _, child = name.rpartition(".")
+            setattr(stacked.get_submodule(parent) if parent else stacked, child, StackedLinear(weight, bias))
+    return stacked
+
+
+def _row_losses(head: nn.Module) -> Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """Per-row losses of a head whose loss is their plain mean (cross-entropy without class
+    weights), so a step of full batches takes one call for all members; None otherwise."""
+    from registry._heads import CategoricalHead
+
+    if type(head) is CategoricalHead and head.class_weights is None:
+        smoothing = head.label_smoothing
+        return lambda outputs, targets: F.cross_entropy(outputs, targets, reduction="none", label_smoothing=smoothing)
+    return None
 
 
 class _Slices:
@@ -126,16 +184,25 @@ def _stack_rows(parts: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-def train_batched(pipelines: list[Pipeline], spec: Spec, seeds: list[int]) -> list[tuple[RunResult, dict[str, torch.Tensor]]]:
+def train_batched(
+    pipelines: list[Pipeline], spec: Spec, seeds: list[int]
+) -> tuple[list[tuple[RunResult, dict[str, torch.Tensor]]], str]:
     """Train every pipeline's model at once; per member, what :func:`train_one` would return
-    (and the final weights)."""
+    (and the final weights), and which formulation ran ("batched layers" or "torch.func.vmap")."""
     settings = spec.train
     k, base, head, device = len(pipelines), pipelines[0].model, pipelines[0].head, pipelines[0].device
-    # 1) Stacked parameters with one optimizer and schedule for all members.
-    params, _ = torch.func.stack_module_state([p.model for p in pipelines])
-    names = list(params)
-    stacked = [params[n] for n in names]
+    # 1) Stacked parameters with one optimizer and schedule for all members: batched layers
+    #    when the model is a chain of them, else vmap over a functional call of the model.
+    layered = stacked_layers([p.model for p in pipelines])
+    if layered is not None:
+        params = dict(layered.named_parameters())
+    else:
+        params, _ = torch.func.stack_module_state([p.model for p in pipelines])
+    stacked = list(params.values())
     optimizer = registry.OPTIMIZERS.get(spec.optimizer.type).builder(spec.optimizer, stacked)
+    for group in optimizer.param_groups:  # few large tensors: one multi-tensor kernel per op
+        if "foreach" in group:
+            group["foreach"] = True
     scheduler, interval = None, "epoch"
     if spec.scheduler is not None:
         scheduler, interval = registry.SCHEDULERS.get(spec.scheduler.type).builder(
@@ -146,7 +213,7 @@ def train_batched(pipelines: list[Pipeline], spec: Spec, seeds: list[int]) -> li
         return torch.func.functional_call(base, p, (x,))
 
     batched_forward = torch.func.vmap(forward)
-    batched_head = torch.func.vmap(head)
+    row_losses = _row_losses(head)
     shim = _Slices(stacked, k)
 
     # 2) Each member's rows in one padded tensor; its own shuffle generator, as in train_one.
@@ -156,7 +223,7 @@ def train_batched(pipelines: list[Pipeline], spec: Spec, seeds: list[int]) -> li
     batch = max(p.batch_size for p in pipelines)
     steps = pipelines[0].steps_per_epoch
     counts = torch.tensor([sizes(n, p.batch_size) for n, p in zip(n_rows, pipelines)], dtype=torch.float32)  # (k, steps)
-    full = (counts == batch).all(0).tolist()
+    counts_list = counts.long().t().tolist()  # (steps, k)
     counts_dev = counts.to(device)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     members = torch.arange(k, device=device)[:, None]
@@ -183,11 +250,12 @@ def train_batched(pipelines: list[Pipeline], spec: Spec, seeds: list[int]) -> li
         for s in range(steps):
             rows = index[:, s]
             x, y = x_all[members, rows], y_all[members, rows]
-            outputs = batched_forward(params, x).float()
-            if full[s]:
-                losses = batched_head(outputs, y)
-            else:  # a shorter last batch: each member's loss over its own rows only
-                c = counts[:, s].long().tolist()
+            outputs = (layered(x) if layered is not None else batched_forward(params, x)).float()
+            # Each member's loss over its own rows (a shorter last batch ignores the padding).
+            c = counts_list[s]
+            if row_losses is not None and min(c) == batch:
+                losses = row_losses(outputs.flatten(0, 1), y.flatten(0, 1)).view(k, batch).mean(1)
+            else:
                 losses = torch.stack([head(outputs[f, : c[f]], y[f, : c[f]]) for f in range(k)])
             objective = losses.sum()
             if pipelines[0].penalty is not None:
@@ -255,5 +323,5 @@ def train_batched(pipelines: list[Pipeline], spec: Spec, seeds: list[int]) -> li
         test = evaluate(pipeline, pipeline.test, "test")
         result = RunResult(epoch, None if stop is None else stop.best_epoch, weights_epoch, stopped_early, test, history[f])
         out.append((result, copy.deepcopy(pipeline.model.state_dict())))
-    return out
+    return out, "torch.func.vmap" if layered is None else "batched layers"
 

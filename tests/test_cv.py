@@ -91,7 +91,7 @@ def test_kfold_run_is_a_parent_with_one_child_per_fold(
     assert metrics["test/accuracy_std"] == pytest.approx(s.std)
     assert (metrics["test/accuracy_ci95_low"], metrics["test/accuracy_ci95_high"]) == (pytest.approx(s.low), pytest.approx(s.high))
     assert parent.data.tags["specrun.cv.scheme"] == "stratified_kfold" and parent.data.tags["specrun.cv.mode"] == "batched"
-    assert "vmap" in parent.data.tags["specrun.cv.mode_reason"]
+    assert "batched layers" in parent.data.tags["specrun.cv.mode_reason"]
     assert json.loads(out.read_text())["test/accuracy_mean"] == pytest.approx(s.mean)
 
     client = MlflowClient(tracking_uri=migrated_tracking_uri)
@@ -104,10 +104,12 @@ def test_kfold_run_is_a_parent_with_one_child_per_fold(
     assert "model" in {a.path for a in client.list_artifacts(children[0].info.run_id)}
 
 
-def test_fold_parallel_matches_sequential(write_spec: Callable[..., Path]) -> None:
+@pytest.mark.parametrize(("model", "how"), [("", "batched layers"), (", activation: prelu", "torch.func.vmap")])
+def test_fold_parallel_matches_sequential(write_spec: Callable[..., Path], model: str, how: str) -> None:
     torch.set_num_threads(1)
-    spec = load_spec(cv_spec(write_spec, folds="{type: kfold, k: 4}"))
+    spec = load_spec(cv_spec(write_spec, folds="{type: kfold, k: 4}", model=model))
     batched = run_cv(spec, RunOptions(track=False, quiet=True))
+    assert how in batched.mode_reason
     again = run_cv(spec, RunOptions(track=False, quiet=True))
     sequential = run_cv(spec, RunOptions(track=False, quiet=True), parallel=False)
     assert (batched.mode, sequential.mode) == ("batched", "sequential")
