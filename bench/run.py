@@ -1,0 +1,174 @@
+"""specrun's benchmark: ratios from one run on this machine (``make bench``).
+
+    python bench/run.py [--repeats 3] [--threads 1] [--quick]
+
+1. specrun vs a hand-written minimal PyTorch loop (bench/hand.py) doing the same work:
+   an MLP on digits, and an MLP on a Fashion-MNIST subset (an NPZ file this script writes;
+   a CNN waits for the `cnn` model), as whole processes and per epoch. Goal <= 1.10x.
+2. fold-parallel vs sequential k-fold (k=5 and k=10, MLP on digits). Goal >= 2x on CPU.
+3. the share of a run's wall time that MLflow tracking adds. Goal <= 5%.
+
+Every figure is the minimum over ``--repeats`` runs: on a shared machine the least
+disturbed run is the best estimate of the cost itself. All processes get the same
+``--threads`` (OMP/MKL threads; 1 by default, so that processes of others sharing the
+cores do not make torch's thread pool spin).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+FASHION_NPZ = ROOT / "bench" / "fashion_subset.npz"
+
+
+def _idx(path: Path) -> Any:
+    import numpy as np
+
+    with gzip.open(path, "rb") as stream:
+        data = stream.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def write_fashion_subset(train: int = 10000, test: int = 2000) -> Path:
+    """The first ``train``/``test`` Fashion-MNIST images as specrun's NPZ dataset format."""
+    import numpy as np
+
+    from registry._npz import write
+    from registry._task import Task
+    from registry.datasets import Table
+
+    x = _idx(FASHION / "train-images-idx3-ubyte.gz")[:train].reshape(train, -1).astype(np.float32)
+    y = _idx(FASHION / "train-labels-idx1-ubyte.gz")[:train].astype(np.int64)
+    xt = _idx(FASHION / "t10k-images-idx3-ubyte.gz")[:test].reshape(test, -1).astype(np.float32)
+    yt = _idx(FASHION / "t10k-labels-idx1-ubyte.gz")[:test].astype(np.int64)
+    write(Table(x, y, Task("multiclass", n_classes=10), test=(xt, yt)), FASHION_NPZ)
+    return FASHION_NPZ
+
+
+def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return elapsed, done.stdout
+
+
+def _json(stdout: str) -> Any:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def _per_epoch(times: list[float]) -> float:
+    return statistics.median(times[1:])  # the first epoch pays one-time costs
+
+
+def compare_with_hand(workload: str, repeats: int, uri: str, env: dict[str, str]) -> dict[str, float]:
+    """Whole process (best of ``repeats``) and median epoch (best of ``repeats``) for one workload."""
+    py = sys.executable
+    spec = f"bench/specs/{workload}.yaml"
+    hand_args = [py, "bench/hand.py", workload] + (["--epochs", "10", "--data", str(FASHION_NPZ)] if workload == "fashion" else [])
+    runner_args = [py, "-m", "runner.cli", "run", spec, "--tracking-uri", uri, "--experiment", "bench"]
+    _run(runner_args, env)  # warm: the store's schema, file caches
+    hand_whole, hand_epoch, spec_whole, spec_epoch = [], [], [], []
+    for _ in range(repeats):
+        elapsed, out = _run(hand_args, env)
+        hand_whole.append(elapsed)
+        hand_epoch.append(_per_epoch(_json(out)["epoch_times"]))
+        spec_whole.append(_run(runner_args, env)[0])
+        _, out = _run([py, "bench/timing.py", "epochs", spec, uri], env)
+        spec_epoch.append(_per_epoch(_json(out)["epoch_times"]))
+    return {
+        "hand_whole": min(hand_whole), "specrun_whole": min(spec_whole),
+        "hand_epoch": min(hand_epoch), "specrun_epoch": min(spec_epoch),
+    }
+
+
+def fold_parallel(k: int, repeats: int, env: dict[str, str]) -> dict[str, Any]:
+    py = sys.executable
+    spec = "bench/specs/digits_kfold.yaml"
+    out = {}
+    for mode in ("parallel", "sequential"):
+        out[mode] = _json(_run([py, "bench/timing.py", "cv", spec, str(k), mode, str(repeats)], env)[1])
+    return out
+
+
+def machine(threads: int) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {device}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, torch {torch.__version__}; {threads} thread(s) per process"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="take the best of this many runs (default 3)")
+    parser.add_argument("--threads", type=int, default=1, help="OMP/MKL threads per process (default 1)")
+    parser.add_argument("--quick", action="store_true", help="digits only, k=5 only, one repeat (a smoke test)")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else args.repeats
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+
+    rows: list[tuple[str, str, str, str]] = []
+
+    def row(what: str, ratio: float, goal: str, ok: bool) -> None:
+        rows.append((what, f"{ratio:.2f}x" if "share" not in what else f"{ratio:.1%}", goal, "yes" if ok else "NO"))
+        print(f"  {what}: {rows[-1][1]} (goal {goal})", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="specrun-bench-") as scratch:
+        uri = f"sqlite:///{Path(scratch) / 'bench.db'}"
+        workloads = ["digits"] if args.quick else ["digits", "fashion"]
+        if "fashion" in workloads:
+            write_fashion_subset()
+        for workload in workloads:
+            print(f"specrun vs hand-written loop: {workload} ...", flush=True)
+            r = compare_with_hand(workload, repeats, uri, env)
+            row(f"{workload} MLP, whole process (specrun / hand)", r["specrun_whole"] / r["hand_whole"], "<= 1.10x", r["specrun_whole"] <= 1.1 * r["hand_whole"])
+            row(f"{workload} MLP, per epoch (specrun / hand)", r["specrun_epoch"] / r["hand_epoch"], "<= 1.10x", r["specrun_epoch"] <= 1.1 * r["hand_epoch"])
+        for k in [5] if args.quick else [5, 10]:
+            print(f"fold-parallel vs sequential, k={k} ...", flush=True)
+            r = fold_parallel(k, repeats, env)
+            mode = r["parallel"]["mode"]
+            speedup = r["sequential"]["wall"] / r["parallel"]["wall"]
+            row(f"k={k} digits MLP, sequential / fold-parallel ({mode}), wall", speedup, ">= 2x", speedup >= 2)
+            cpu = r["sequential"]["cpu"] / r["parallel"]["cpu"]
+            row(f"k={k} digits MLP, sequential / fold-parallel ({mode}), CPU time", cpu, ">= 2x", cpu >= 2)
+        print("MLflow share of a run ...", flush=True)
+        r = _json(_run([sys.executable, "bench/timing.py", "tracking", "bench/specs/digits.yaml", uri, str(repeats)], env)[1])
+        share = 1 - r["untracked"]["wall"] / r["tracked"]["wall"]
+        row("digits MLP, share of wall time added by MLflow tracking", share, "<= 5%", share <= 0.05)
+
+    print(f"\nMachine: {machine(args.threads)}; best of {repeats} run(s) each\n")
+    print("| measure | result | goal | met |\n|---|---|---|---|")
+    for what, value, goal, ok in rows:
+        print(f"| {what} | {value} | {goal} | {ok} |")
+
+
+if __name__ == "__main__":
+    main()
