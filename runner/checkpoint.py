@@ -8,7 +8,7 @@ and the history of per-epoch metrics. It is a plain dict of tensors and Python v
 
 :class:`CheckpointWriter` saves it atomically (a temporary file, then ``os.replace``: a kill
 at any instant leaves the previous checkpoint or the new one, never a torn file) and
-mirrors it to the run's artifacts from a background thread, so the loop never waits for it.
+mirrors it to the run's artifacts, both from a background thread, so the loop never waits for it.
 """
 
 from __future__ import annotations
@@ -121,12 +121,21 @@ def load(path: Path, device: Optional[torch.device] = None) -> dict[str, Any]:
     return state
 
 
+def _snapshot(state: Any) -> Any:
+    """A copy whose tensors training will not change (the state holds live references)."""
+    from torch.utils._pytree import tree_map
+
+    return tree_map(lambda leaf: leaf.detach().clone() if isinstance(leaf, torch.Tensor) else leaf, state)
+
+
 class CheckpointWriter:
     """Saves each checkpoint to ``directory/last.pt`` and logs it as the run's artifact
-    ``checkpoints/last.pt`` from a background thread that always uploads the newest one.
+    ``checkpoints/last.pt``, both from a background thread: the loop only copies the state
+    (a snapshot) and trains on. A newer checkpoint supersedes one not yet written.
 
     An upload reads a hard link to the file it was given (a new ``last.pt`` is a new
-    inode), so it never sees a half-replaced file. ``close`` waits for the newest upload.
+    inode), so it never sees a half-replaced file. ``close`` waits for the newest checkpoint
+    to be saved and logged.
     """
 
     def __init__(self, directory: Path, tracker: Tracker, extra: Optional[dict[str, Any]] = None) -> None:
@@ -134,35 +143,34 @@ class CheckpointWriter:
         self.path = directory / FILE
         self._staging = directory / "upload"
         shutil.rmtree(self._staging, ignore_errors=True)  # left over by a killed process
-        self._pending: Optional[Path] = None
+        self._pending: Optional[dict[str, Any]] = None
         self._closing = False
         self._error: Optional[BaseException] = None
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._upload_loop, name="specrun-checkpoint-upload", daemon=True)
+        self._thread = threading.Thread(target=self._write_loop, name="specrun-checkpoint-writer", daemon=True)
         self._thread.start()
 
     def __call__(self, state: dict[str, Any]) -> None:
-        save({**state, **self.extra}, self.path)
-        stage = self._staging / f"epoch-{state['epoch']}" / FILE
-        stage.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(self.path, stage)
-        except OSError:  # a file system without hard links
-            shutil.copyfile(self.path, stage)
+        snapshot = _snapshot({**state, **self.extra})
         with self._cond:
-            if self._pending is not None:  # superseded before its upload began
-                shutil.rmtree(self._pending.parent, ignore_errors=True)
-            self._pending = stage
+            self._pending = snapshot  # replaces one the thread has not taken yet
             self._cond.notify()
 
-    def _upload_loop(self) -> None:
+    def _write_loop(self) -> None:
         while True:
             with self._cond:
                 while self._pending is None and not self._closing:
                     self._cond.wait()
                 if self._pending is None:
                     return
-                stage, self._pending = self._pending, None
+                state, self._pending = self._pending, None
+            save(state, self.path)
+            stage = self._staging / f"epoch-{state['epoch']}" / FILE
+            stage.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(self.path, stage)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(self.path, stage)
             try:
                 self.tracker.log_artifact(stage, ARTIFACT_DIR)
             except Exception as error:  # tracking trouble must not stop training
@@ -171,7 +179,7 @@ class CheckpointWriter:
                 shutil.rmtree(stage.parent, ignore_errors=True)
 
     def close(self) -> None:
-        """Wait until the newest checkpoint is logged; warn (once) if an upload failed."""
+        """Wait until the newest checkpoint is saved and logged; warn (once) if an upload failed."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()

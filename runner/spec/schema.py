@@ -60,20 +60,21 @@ class StratifiedKFoldSpec(_KFold):
     type: Literal["stratified_kfold"]
 
 
-class RepeatedKFoldSpec(Strict):
+class _Repeated(Strict):
+    k: int = Field(5, ge=2, description="Number of folds per repeat.")
+    repeats: int = Field(2, ge=1, description="How many times the folds are cut again from a new shuffle.")
+
+
+class RepeatedKFoldSpec(_Repeated):
     """scikit-learn ``RepeatedKFold``: k-fold ``repeats`` times, reshuffled each time."""
 
     type: Literal["repeated_kfold"]
-    k: int = Field(5, ge=2, description="Number of folds per repeat.")
-    repeats: int = Field(2, ge=1, description="How many times k-fold is repeated with a new shuffle.")
 
 
-class RepeatedStratifiedKFoldSpec(Strict):
+class RepeatedStratifiedKFoldSpec(_Repeated):
     """scikit-learn ``RepeatedStratifiedKFold``."""
 
     type: Literal["repeated_stratified_kfold"]
-    k: int = Field(5, ge=2, description="Number of folds per repeat.")
-    repeats: int = Field(2, ge=1, description="How many times stratified k-fold is repeated with a new shuffle.")
 
 
 class LeaveOneOutSpec(Strict):
@@ -96,9 +97,6 @@ class TimeSeriesSpec(Strict):
     gap: int = Field(0, ge=0, description="Rows left out between the end of training and the test rows.")
     max_train_size: Optional[Count] = Field(None, description="Cap the training window to the most recent rows.")
     test_size: Optional[Count] = Field(None, description="Rows per test window; default n // (k + 1).")
-
-
-FOLD_TYPES = ("kfold", "stratified_kfold", "repeated_kfold", "repeated_stratified_kfold", "leave_one_out", "group_kfold", "time_series")
 
 
 def _folds_shorthand(value: Any) -> Any:
