@@ -224,6 +224,9 @@ def _run_members(args: argparse.Namespace, spec: object) -> int:
     if args.nproc > 1:
         _error("cross-validation runs one process per fold (batched where possible); --nproc does not apply")
         return EXIT_INVALID
+    if args.history_out:
+        _error("--history-out writes one run's epochs; each fold or seed is a child run with its own history in MLflow")
+        return EXIT_INVALID
     if args.seeds > 1 and spec.data.split.is_cv:  # type: ignore[attr-defined]
         _error("--seeds with data.split.folds is not supported; use repeated_kfold for repeated resampling")
         return EXIT_INVALID

@@ -123,9 +123,14 @@ def split_error(n: int, split: object, error: ValueError) -> DataError:
 
 def prepare(spec: Spec) -> PreparedData:
     """Load, split (seeded), transform (fitted on train only) the spec's data."""
+    split = spec.data.split
+    if split.folds is not None:
+        raise DataError(
+            "the spec cross-validates (data.split.folds): it runs as folds under a parent run "
+            "(`runner run`), not as one holdout run"
+        )
     loaded = load(spec)
     table = loaded.table
-    split = spec.data.split
     official = split.test == "official"
     if official and table.test is None:
         raise DataError(f"dataset {spec.data.dataset.type!r} has no official test part; give data.split.test a fraction")

@@ -208,3 +208,17 @@ def test_impossible_folds_are_rejected_before_anything_is_logged(
     assert main(["run", str(spec), "--tracking-uri", migrated_tracking_uri]) == 2
     assert "cannot split 178 rows" in capsys.readouterr().err
     assert runs_of(migrated_tracking_uri) == []
+
+
+def test_a_cv_spec_is_not_a_holdout_run_and_usage_errors(
+    workdir: Path, write_spec: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.data import DataError, prepare
+
+    path = cv_spec(write_spec)
+    with pytest.raises(DataError, match="cross-validates"):
+        prepare(load_spec(path))
+    assert main(["run", str(path), "--no-track", "--history-out", "h.csv"]) == 2
+    assert main(["run", str(path), "--no-track", "--seeds", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--history-out" in err and "repeated_kfold" in err
