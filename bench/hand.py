@@ -50,21 +50,22 @@ def main() -> None:
     parser.add_argument("--data")
     args = parser.parse_args()
     torch.manual_seed(0)
-    xtr, ytr, xva, yva, xte, yte = (torch.from_numpy(a) for a in load(args.workload, args.data))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as the specs' device: auto
+    xtr, ytr, xva, yva, xte, yte = (torch.from_numpy(a).to(device) for a in load(args.workload, args.data))
     hidden = [128, 64] if args.workload == "digits" else [256, 128]
     layers: list[nn.Module] = []
     width = xtr.shape[1]
     for size in hidden:
         layers += [nn.Linear(width, size), nn.ReLU()]
         width = size
-    model = nn.Sequential(*layers, nn.Linear(width, 10))
+    model = nn.Sequential(*layers, nn.Linear(width, 10)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.003, weight_decay=0.0)
     order_rng = torch.Generator().manual_seed(0)
     epoch_times = []
     for _ in range(args.epochs):
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(len(ytr), generator=order_rng)
+        order = torch.randperm(len(ytr), generator=order_rng).to(device)
         for i in range(0, len(order), 64):
             rows = order[i : i + 64]
             loss = F.cross_entropy(model(xtr[rows]), ytr[rows])
