@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 import registry
-from registry import Table, Task
+from registry import Table, Task, reconstruction
 from runner import splits
 from runner.spec.schema import Spec
 
@@ -74,6 +74,8 @@ def prepare(spec: Spec) -> PreparedData:
         table = entry.builder(spec.data.dataset)
     except (FileNotFoundError, ValueError) as error:
         raise DataError(str(error)) from error
+    if spec.data.target == "input":
+        table = reconstruction.relabel(table)
     _check_task(table.task, spec.loss.type)
     task = task_for_loss(table.task, spec.loss.type)
     split = spec.data.split
@@ -102,4 +104,6 @@ def prepare(spec: Spec) -> PreparedData:
         for part in (val, test):
             if part is not None:
                 part.x = np.asarray(transform.transform(part.x), dtype=np.float32)
+    if spec.data.target == "input":
+        reconstruction.targets_from_inputs((train, val, test))
     return PreparedData(train, val, test, task, fingerprint(table), table)

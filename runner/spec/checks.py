@@ -21,6 +21,8 @@ def _loss_task(spec: Spec) -> str:
 
 def check_loss_fits_dataset(spec: Spec) -> Iterator[Finding]:
     dataset_task = registry.DATASETS.get(spec.data.dataset.type).meta.get("task", "any")
+    if spec.data.target == "input":  # reconstruction: the targets are the inputs
+        dataset_task = "regression"
     loss_task = _loss_task(spec)
     if "any" in (dataset_task, loss_task) or dataset_task == loss_task:
         return
