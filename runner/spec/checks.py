@@ -102,6 +102,19 @@ def check_workers_need_a_dataloader(spec: Spec) -> Iterator[Finding]:
         yield ("train", "workers"), f"workers={spec.train.workers} feed a DataLoader, but loader is 'device'; use loader: dataloader or auto"
 
 
+def check_search_metrics_logged(spec: Spec) -> Iterator[Finding]:
+    if spec.search is None:
+        return
+    names = logged_names(spec) | {"model/params"}
+    metrics = spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
+    for metric in metrics:
+        if metric not in names:
+            yield ("search", "metric"), f"{metric!r} is not a metric this spec logs; one of {sorted(names)}"
+    kfold = getattr(spec.data.split, "kfold", None)
+    if spec.search.pruner.type == "wilcoxon" and not kfold:
+        yield ("search", "pruner", "type"), "the wilcoxon pruner compares fold scores; it needs a k-fold split"
+
+
 CHECKS: list[Check] = [
     check_loss_fits_dataset,
     check_model_fits_loss,
@@ -112,6 +125,7 @@ CHECKS: list[Check] = [
     check_expected_metrics_logged,
     check_accumulate_needs_minibatches,
     check_workers_need_a_dataloader,
+    check_search_metrics_logged,
 ]
 
 
