@@ -141,6 +141,18 @@ def check_group_folds_need_groups(spec: Spec) -> Iterator[Finding]:
             yield ("data", "split", key, "type"), "group_kfold needs group ids: give the dataset a column, {path: FILE, target: COL, groups: COL}"
 
 
+def check_search_metrics_logged(spec: Spec) -> Iterator[Finding]:
+    if spec.search is None:
+        return
+    names = logged_names(spec) | {"model/params"}
+    metrics = spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
+    for metric in metrics:
+        if metric not in names:
+            yield ("search", "metric"), f"{metric!r} is not a metric this spec logs; one of {sorted(names)}"
+    if spec.search.pruner.type == "wilcoxon" and spec.data.split.folds is None:
+        yield ("search", "pruner", "type"), "the wilcoxon pruner compares fold scores; it needs a k-fold split"
+
+
 CHECKS: list[Check] = [
     check_loss_fits_dataset,
     check_model_fits_loss,
@@ -155,6 +167,7 @@ CHECKS: list[Check] = [
     check_inner_folds,
     check_stratified_folds_need_classes,
     check_group_folds_need_groups,
+    check_search_metrics_logged,
 ]
 
 
