@@ -93,6 +93,22 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--exact", action="store_true", help="exit 1 unless every metric is bit-identical")
     reproduce.set_defaults(handler=cmd_reproduce)
 
+    search = commands.add_parser("search", help="run the Optuna study a spec's search: block declares, tracked in MLflow")
+    search.add_argument("spec", type=Path, metavar="SPEC")
+    _add_set(search)
+    search.add_argument("--n-trials", type=int, metavar="N", help="trials in the study, all workers together (default: search.n_trials)")
+    search.add_argument("--timeout", type=float, metavar="SECONDS", help="start no trial after this (default: search.timeout)")
+    search.add_argument("--study", metavar="NAME", help="the study's name; an existing study resumes (default: the spec's name)")
+    search.add_argument(
+        "--storage", metavar="URL",
+        help="postgresql://..., sqlite:///FILE (one worker), or journal:PATH (default: journal file studies/<spec>.journal)",
+    )
+    search.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (default: 1)")
+    search.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    search.add_argument("--best-out", type=Path, metavar="FILE", help="where the best spec goes (default: <spec>.best.yaml beside SPEC)")
+    search.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    search.set_defaults(handler=cmd_search)
+
     schema = commands.add_parser("schema", help="print the spec language's JSON Schema (for editors)")
     schema.set_defaults(handler=cmd_schema)
 
@@ -268,6 +284,37 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from runner.reproduce import command
 
     return command(args.run_id, args.tracking_uri, args.device, args.exact)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from runner.spec import SpecError, load_spec
+
+    if args.workers < 1 or (args.n_trials is not None and args.n_trials < 1):
+        _error("--workers and --n-trials must be >= 1")
+        return EXIT_INVALID
+    try:
+        spec = load_spec(args.spec, args.sets)
+    except SpecError as error:
+        print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
+        return EXIT_INVALID
+    if spec.search is None:
+        _error(f"{args.spec}: the spec has no search: block to run")
+        return EXIT_INVALID
+    from runner.search.command import SearchArgs, search
+    from runner.search.storage import StorageError
+
+    options = SearchArgs(
+        args.spec, args.sets, args.n_trials, args.timeout, args.study, args.storage,
+        args.workers, args.tracking_uri, args.best_out, args.worker_index,
+    )
+    try:
+        return search(options, spec)
+    except StorageError as error:
+        _error(str(error))
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        _error("interrupted; the study keeps every finished trial (resume it with --study)")
+        return 130
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 import registry
-from registry import Table, Task
+from registry import Table, Task, reconstruction
 from runner import splits
 from runner.spec.schema import Spec
 
@@ -88,6 +88,8 @@ def load(spec: Spec) -> Loaded:
         table = entry.builder(spec.data.dataset)
     except (FileNotFoundError, ValueError) as error:
         raise DataError(str(error)) from error
+    if spec.data.target == "input":
+        table = reconstruction.relabel(table)
     _check_task(table.task, spec.loss.type)
     return Loaded(table, task_for_loss(table.task, spec.loss.type), fingerprint(table))
 
@@ -113,6 +115,8 @@ def prepare_rows(
         for part in (val, test):
             if part is not None:
                 part.x = np.asarray(transform.transform(part.x), dtype=np.float32)
+    if spec.data.target == "input":
+        reconstruction.targets_from_inputs((train, val, test))
     return PreparedData(train, val, test, loaded.task, loaded.fingerprint, table)
 
 

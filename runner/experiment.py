@@ -62,6 +62,13 @@ class RunOutcome:
     run_id: Optional[str]
     result: RunResult
     metrics: dict[str, float]
+    #: Trainable parameters of the model (logged as the metric ``model/params``).
+    parameters: int = 0
+
+
+class RunStopped(Exception):
+    """Raised by a reporter to stop a run on purpose (a pruned search trial): the run is
+    marked KILLED and tagged ``specrun.stopped`` with the message, not FAILED."""
 
 
 class _Fanout:
@@ -164,6 +171,9 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             parent_run_id=options.parent_run_id,
         )
         tracker.log_params(flatten(resolved))
+    parameters = sum(p.numel() for p in pipeline.model.parameters() if p.requires_grad)
+    if resume is None:
+        tracker.log_metrics({"model/params": float(parameters)}, step=0)
 
     # 4) Checkpoints belong to a run (they are resumed through it): none when untracked.
     writer = None
@@ -202,8 +212,10 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             # The last good checkpoint is on disk; closing the writer lands it in MLflow too.
             if writer is not None:
                 writer.close()
-            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            if not isinstance(error, KeyboardInterrupt):
+            status = "KILLED" if isinstance(error, (KeyboardInterrupt, RunStopped)) else "FAILED"
+            if isinstance(error, RunStopped):
+                tracker.set_tags({"specrun.stopped": str(error)[:5000]})
+            elif not isinstance(error, KeyboardInterrupt):
                 tracker.set_tags({"specrun.error": f"{type(error).__name__}: {error}"[:5000]})
             tracker.end(status)
             raise
@@ -213,7 +225,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     # 5) A finished run's last checkpoint stays in MLflow; the local copy has served its purpose.
     if tracker.run_id is not None:
         shutil.rmtree(CHECKPOINT_DIR / tracker.run_id, ignore_errors=True)
-    return RunOutcome(tracker.run_id, result, metrics)
+    return RunOutcome(tracker.run_id, result, metrics, parameters)
 
 
 class _After:

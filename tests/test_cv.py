@@ -146,6 +146,18 @@ def test_on_fold_end_can_stop_the_run(write_spec: Callable[..., Path], migrated_
     assert parent.info.status == "FAILED" and "pruned" in parent.data.tags["specrun.error"]
 
 
+def test_a_stopped_run_is_killed_not_failed(write_spec: Callable[..., Path], migrated_tracking_uri: str) -> None:
+    from runner.experiment import RunStopped
+
+    def prune(index: int, metrics: dict[str, float]) -> None:
+        raise RunStopped(f"pruned after fold {index}")
+
+    with pytest.raises(RunStopped):
+        run_cv(load_spec(cv_spec(write_spec)), RunOptions(tracking_uri=migrated_tracking_uri, quiet=True), prune)
+    parent = next(r for r in runs_of(migrated_tracking_uri) if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.status == "KILLED" and parent.data.tags["specrun.stopped"] == "pruned after fold 0"
+
+
 @pytest.mark.slow
 def test_seeds_give_a_parent_with_mean_and_spread(
     workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str

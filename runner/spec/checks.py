@@ -21,6 +21,8 @@ def _loss_task(spec: Spec) -> str:
 
 def check_loss_fits_dataset(spec: Spec) -> Iterator[Finding]:
     dataset_task = registry.DATASETS.get(spec.data.dataset.type).meta.get("task", "any")
+    if spec.data.target == "input":  # reconstruction: the targets are the inputs
+        dataset_task = "regression"
     loss_task = _loss_task(spec)
     if "any" in (dataset_task, loss_task) or dataset_task == loss_task:
         return
@@ -139,6 +141,18 @@ def check_group_folds_need_groups(spec: Spec) -> Iterator[Finding]:
             yield ("data", "split", key, "type"), "group_kfold needs group ids: give the dataset a column, {path: FILE, target: COL, groups: COL}"
 
 
+def check_search_metrics_logged(spec: Spec) -> Iterator[Finding]:
+    if spec.search is None:
+        return
+    names = logged_names(spec) | {"model/params"}
+    metrics = spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
+    for metric in metrics:
+        if metric not in names:
+            yield ("search", "metric"), f"{metric!r} is not a metric this spec logs; one of {sorted(names)}"
+    if spec.search.pruner.type == "wilcoxon" and spec.data.split.folds is None:
+        yield ("search", "pruner", "type"), "the wilcoxon pruner compares fold scores; it needs a k-fold split"
+
+
 CHECKS: list[Check] = [
     check_loss_fits_dataset,
     check_model_fits_loss,
@@ -153,6 +167,7 @@ CHECKS: list[Check] = [
     check_inner_folds,
     check_stratified_folds_need_classes,
     check_group_folds_need_groups,
+    check_search_metrics_logged,
 ]
 
 

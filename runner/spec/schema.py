@@ -167,6 +167,12 @@ class DataSpec(Strict):
         default_factory=list, description="Applied in order, each fitted on the training part only."
     )
     split: SplitSpec = Field(default_factory=SplitSpec)
+    augment: list[registry.AUGMENTATIONS.field_type()] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="Train-only image augmentations, applied to each training batch in order."
+    )
+    target: Literal["labels", "input"] = Field(
+        "labels", description="input: each example's target is its own transformed input (autoencoders, VAEs)."
+    )
 
 
 class EarlyStopping(Strict):
