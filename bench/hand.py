@@ -4,7 +4,7 @@ Same data, split (scikit-learn, same seeds), transform, MLP, optimizer, batch si
 per-epoch validation (loss + accuracy) as ``bench/specs/*.yaml``; no tracking, no checks.
 Prints one JSON line: the epoch times and the final test accuracy.
 
-    python bench/hand.py digits|fashion [--epochs N] [--data FILE.npz]
+    python bench/hand.py digits|fashion|fashion_cnn [--epochs N] [--data FILE.npz]
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def load(name: str, path: str | None) -> tuple[np.ndarray, ...]:
         return parts[0], y[train], parts[1], y[val], parts[2], y[test]
     with np.load(path) as data:  # a Fashion-MNIST subset written by bench/run.py
         x, y, xt, yt = (data[k] for k in ("x", "y", "x_test", "y_test"))
-    x = x.reshape(len(x), -1).astype(np.float32) / 255
-    xt = xt.reshape(len(xt), -1).astype(np.float32) / 255
+    shape = (1, 28, 28) if name == "fashion_cnn" else (-1,)
+    x = x.reshape(len(x), *shape).astype(np.float32) / 255
+    xt = xt.reshape(len(xt), *shape).astype(np.float32) / 255
     train, val = train_test_split(np.arange(len(y)), test_size=0.1, random_state=1, stratify=y)
     train, val = np.sort(train), np.sort(val)
     return x[train], y[train].astype(np.int64), x[val], y[val].astype(np.int64), xt, yt.astype(np.int64)
@@ -45,20 +46,27 @@ def load(name: str, path: str | None) -> tuple[np.ndarray, ...]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("workload", choices=["digits", "fashion"])
+    parser.add_argument("workload", choices=["digits", "fashion", "fashion_cnn"])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--data")
     args = parser.parse_args()
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as the specs' device: auto
     xtr, ytr, xva, yva, xte, yte = (torch.from_numpy(a).to(device) for a in load(args.workload, args.data))
-    hidden = [128, 64] if args.workload == "digits" else [256, 128]
-    layers: list[nn.Module] = []
-    width = xtr.shape[1]
-    for size in hidden:
-        layers += [nn.Linear(width, size), nn.ReLU()]
-        width = size
-    model = nn.Sequential(*layers, nn.Linear(width, 10)).to(device)
+    if args.workload == "fashion_cnn":  # the `cnn` model's default layers
+        model = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(32, 10),
+        ).to(device)
+    else:
+        hidden = [128, 64] if args.workload == "digits" else [256, 128]
+        layers: list[nn.Module] = []
+        width = xtr.shape[1]
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        model = nn.Sequential(*layers, nn.Linear(width, 10)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.003, weight_decay=0.0)
     order_rng = torch.Generator().manual_seed(0)
     epoch_times = []
