@@ -110,8 +110,8 @@ def check_search_metrics_logged(spec: Spec) -> Iterator[Finding]:
     for metric in metrics:
         if metric not in names:
             yield ("search", "metric"), f"{metric!r} is not a metric this spec logs; one of {sorted(names)}"
-    kfold = getattr(spec.data.split, "kfold", None)
-    if spec.search.pruner.type == "wilcoxon" and not kfold:
+    folds = getattr(spec.data.split, "folds", None)  # with runner.cv's k-fold splits
+    if spec.search.pruner.type == "wilcoxon" and folds is None:
         yield ("search", "pruner", "type"), "the wilcoxon pruner compares fold scores; it needs a k-fold split"
 
 
