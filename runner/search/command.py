@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from runner.experiment import RunOptions
 from runner.search import best, storage as storages, view
 from runner.search.objective import Context
-from runner.search.study import directions_of, metrics_of, open_study
+from runner.search.study import directions_of, metrics_of, open_study, trial_budget
 from runner.search.worker import work
 from runner.spec.load import load_source
 from runner.spec.schema import Spec
@@ -107,7 +107,7 @@ def search(args: SearchArgs, spec: Spec) -> int:
     """Run the study; exit status 0 when it finished, 1 when a worker failed."""
     assert spec.search is not None
     prepared = prepare(args, spec)
-    n_trials = args.n_trials or spec.search.n_trials
+    n_trials = trial_budget(spec.search, args.n_trials or spec.search.n_trials)
     timeout = args.timeout or spec.search.timeout
     if args.worker_index is not None:
         work(prepared.study, prepared.url, prepared.context, n_trials, timeout)

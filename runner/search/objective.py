@@ -93,6 +93,8 @@ def objective(trial: optuna.Trial, context: Context) -> float | list[float]:
     metrics = metrics_of(spec.search)
     prune = len(metrics) == 1 and spec.search.pruner.type != "none"
     if is_kfold(trial_spec):
+        if len(metrics) > 1:
+            raise SearchError(f"a k-fold search optimizes one metric (the mean over folds), but got {metrics}")
         return _kfold_objective(trial, context, trial_spec, metrics[0], prune)
 
     from runner.experiment import run
