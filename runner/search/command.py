@@ -130,7 +130,7 @@ def search(args: SearchArgs, spec: Spec) -> int:
     best.record(prepared.uri, prepared.context.parent_run_id, winner, path, previous)
     if winner.user_attrs.get("mlflow_run_id"):
         prepared.study.set_user_attr("best_run_id", winner.user_attrs["mlflow_run_id"])
-    console.print(f"best: trial {winner.number} {winner.values} -> {path}  (retrain: runner run {path})")
+    console.print(f"best: trial {winner.number} {winner.values} -> {path}  (retrain: runner run {path})", soft_wrap=True)
     dashboard = prepared.url.target if prepared.url.kind == "journal" else prepared.url.public
-    console.print(f"dashboard: optuna-dashboard {dashboard}")
+    console.print(f"dashboard: optuna-dashboard {dashboard}", soft_wrap=True)
     return status
