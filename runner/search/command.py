@@ -113,12 +113,18 @@ def search(args: SearchArgs, spec: Spec) -> int:
         work(prepared.study, prepared.url, prepared.context, n_trials, timeout)
         return 0
     metrics, directions = metrics_of(spec.search), directions_of(spec.search)
-    with view.LiveTrials(metrics) as live:
-        if args.workers > 1:
-            status = _run_workers(args, prepared, live)
-        else:
-            work(prepared.study, prepared.url, prepared.context, n_trials, timeout, live.refresh)
-            status = 0
+    try:
+        with view.LiveTrials(metrics) as live:
+            if args.workers > 1:
+                status = _run_workers(args, prepared, live)
+            else:
+                work(prepared.study, prepared.url, prepared.context, n_trials, timeout, live.refresh)
+                status = 0
+    except KeyboardInterrupt:
+        # A study of this machine alone stops with it; a shared one goes on on other machines.
+        if args.storage is None and prepared.context.parent_run_id:
+            MlflowTracker.reopen(prepared.uri, prepared.context.parent_run_id).end("KILLED")
+        raise
     console = live.console
     console.print(view.top_table(prepared.study, metrics, directions))
     winner = best.best_trial(prepared.study, spec)
