@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import registry
+from registry import augmentations
 from registry._heads import LossHead
 from registry.metrics import MetricFn
 from registry.regularizers import Penalty
@@ -49,6 +50,8 @@ class Pipeline:
     #: "device" (parts live on the device, batches are indexing) or "dataloader" (parts stay
     #: in host memory and a DataLoader streams batches).
     loader: str = "device"
+    #: Train-only augmentation of each training batch (``data.augment``), or None.
+    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
 
 def output_size(data: PreparedData, loss: str) -> int:
@@ -118,4 +121,5 @@ def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
         batch_size=batch_size,
         steps_per_epoch=steps_per_epoch,
         loader=loader,
+        augment=augmentations.compose(spec.data.augment),
     )

@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
         help="train data-parallel in N processes under torchrun (DDP): gloo on CPU, one GPU each on CUDA",
     )
     run.add_argument("--history-out", type=Path, metavar="FILE", help="write the per-epoch metrics as CSV (for `dvc plots`)")
+    run.add_argument(
+        "--seeds", type=int, default=1, metavar="N",
+        help="run the spec over N seeds (seed, seed+1, ...) as child runs of one parent with mean and spread",
+    )
+    run.add_argument(
+        "--sequential", action="store_true",
+        help="train folds/seeds one after another instead of as one batched ensemble",
+    )
     run.set_defaults(handler=cmd_run)
 
     data = commands.add_parser("data", help="write registry datasets as files and track them with DVC")
@@ -136,6 +144,10 @@ def _run_usage_problem(args: argparse.Namespace) -> Optional[str]:
         return "--resume continues a run exactly as it was specified: --set, --experiment and --no-track do not apply"
     if args.nproc < 1:
         return f"--nproc must be >= 1, but got {args.nproc}"
+    if args.seeds < 1:
+        return f"--seeds must be >= 1, but got {args.seeds}"
+    if args.seeds > 1 and (args.resume or args.nproc > 1):
+        return "--seeds runs several child runs; it does not combine with --resume or --nproc"
     return None
 
 
@@ -177,9 +189,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ResumeError as error:
             _error(str(error))
             return EXIT_INVALID
+    assert spec is not None
+    if spec.data.split.is_cv or args.seeds > 1:
+        return _run_members(args, spec)
     if args.nproc > 1 and distributed.world_size() == 1:
         return distributed.launch(args.nproc, _worker_args(args))
-    assert spec is not None
 
     from runner.data import DataError
     from runner.experiment import RunOptions, run
@@ -213,6 +227,41 @@ def cmd_run(args: argparse.Namespace) -> int:
         from runner.history import write_history
 
         write_history(outcome.result.history, args.history_out)
+    return 0
+
+
+def _run_members(args: argparse.Namespace, spec: object) -> int:
+    """A cross-validated spec, or ``--seeds N``: one parent run over child runs."""
+    from runner.cv import run_cv, run_seeds
+    from runner.data import DataError
+    from runner.experiment import RunOptions
+    from runner.report import print_summary
+
+    if args.nproc > 1:
+        _error("cross-validation runs one process per fold (batched where possible); --nproc does not apply")
+        return EXIT_INVALID
+    if args.seeds > 1 and spec.data.split.is_cv:  # type: ignore[attr-defined]
+        _error("--seeds with data.split.folds is not supported; use repeated_kfold for repeated resampling")
+        return EXIT_INVALID
+    options = RunOptions(
+        tracking_uri=args.tracking_uri, experiment=args.experiment, device=args.device,
+        track=not args.no_track, spec_file=args.spec,
+    )
+    try:
+        if args.seeds > 1:
+            outcome = run_seeds(spec, args.seeds, options, parallel=not args.sequential)  # type: ignore[arg-type]
+        else:
+            outcome = run_cv(spec, options, parallel=not args.sequential)  # type: ignore[arg-type]
+    except DataError as error:
+        _error(f"{args.spec}: {error}")
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        _error("interrupted; the parent run and the current child run are marked KILLED")
+        return 130
+    print_summary(spec.name, outcome)  # type: ignore[attr-defined]
+    if args.metrics_out:
+        args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
+        args.metrics_out.write_text(json.dumps(outcome.metrics, indent=2, sort_keys=True) + "\n")
     return 0
 
 

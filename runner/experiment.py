@@ -12,14 +12,14 @@ import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import torch
 
 from runner import checkpoint, datafiles, determinism, distributed, provenance
-from runner.build import build
+from runner.build import Pipeline, build
 from runner.checkpoint import CheckpointWriter
-from runner.data import DataError, prepare
+from runner.data import DataError, PreparedData, prepare
 from runner.progress import progress_for
 from runner.spec.schema import Spec
 from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, tracking_uri
@@ -50,6 +50,11 @@ class RunOptions:
     reporters: list[Any] = field(default_factory=list)
     #: Continue this unfinished run (``runner run --resume``) instead of starting a new one.
     resume: Optional["Resume"] = None
+    #: Use these prepared parts instead of preparing the spec's data (a fold of a CV run).
+    data: Optional[PreparedData] = None
+    #: Train with this instead of ``train_one``: ``trainer(pipeline, reporter) -> RunResult``
+    #: (fold-parallel training hands in each fold's result, computed for all folds at once).
+    trainer: Optional[Callable[[Pipeline, Any], RunResult]] = None
 
 
 @dataclass
@@ -111,7 +116,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     main = distributed.is_main()
 
     # 2) Everything that can reject the input happens before a run exists (or is reopened).
-    data = prepare(spec)
+    data = options.data if options.data is not None else prepare(spec)
     data_files = datafiles.records(data.table, spec.data.dataset)
     if resume is not None and resume.data_sha256 not in (None, data.fingerprint):
         raise DataError(
@@ -191,7 +196,10 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             with progress_for(spec.name, spec.train.epochs, focus, options.quiet or not main) as progress:
                 shown = [progress] if main else []  # one progress display, not one per rank
                 reporter = _Fanout(_After(tracker, logged_epochs), *shown, *options.reporters)
-                result = train_one(pipeline, spec.train, spec.seed, reporter, writer, state)
+                if options.trainer is not None:
+                    result = options.trainer(pipeline, reporter)
+                else:
+                    result = train_one(pipeline, spec.train, spec.seed, reporter, writer, state)
             if writer is not None:
                 writer.close()
             metrics = final_metrics(result)

@@ -66,7 +66,9 @@ def make_pruner(pruner: PrunerSpec, epochs: int) -> "optuna.pruners.BasePruner":
     if pruner.type == "successive_halving":
         return pruners.SuccessiveHalvingPruner(min_resource=max(1, pruner.warmup_epochs))
     if pruner.type == "wilcoxon":
-        return pruners.WilcoxonPruner(n_startup_steps=pruner.warmup_epochs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # since 3.6
+            return pruners.WilcoxonPruner(n_startup_steps=pruner.warmup_epochs)
     return pruners.NopPruner()
 
 
