@@ -300,8 +300,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     if spec.search is None:
         _error(f"{args.spec}: the spec has no search: block to run")
         return EXIT_INVALID
+    from runner.search.storage import StorageError, parse
+
+    try:  # before torch and optuna are imported: a wrong URL answers at once
+        parse(args.storage, args.spec, args.workers)
+    except StorageError as error:
+        _error(str(error))
+        return EXIT_INVALID
     from runner.search.command import SearchArgs, search
-    from runner.search.storage import StorageError
 
     options = SearchArgs(
         args.spec, args.sets, args.n_trials, args.timeout, args.study, args.storage,

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from runner.experiment import RunOptions
 from runner.search import best, storage as storages, view
 from runner.search.objective import Context
-from runner.search.study import directions_of, metrics_of, open_study
+from runner.search.study import directions_of, metrics_of, open_study, trial_budget
 from runner.search.worker import work
 from runner.spec.load import load_source
 from runner.spec.schema import Spec
@@ -107,18 +107,24 @@ def search(args: SearchArgs, spec: Spec) -> int:
     """Run the study; exit status 0 when it finished, 1 when a worker failed."""
     assert spec.search is not None
     prepared = prepare(args, spec)
-    n_trials = args.n_trials or spec.search.n_trials
+    n_trials = trial_budget(spec.search, args.n_trials or spec.search.n_trials)
     timeout = args.timeout or spec.search.timeout
     if args.worker_index is not None:
         work(prepared.study, prepared.url, prepared.context, n_trials, timeout)
         return 0
     metrics, directions = metrics_of(spec.search), directions_of(spec.search)
-    with view.LiveTrials(metrics) as live:
-        if args.workers > 1:
-            status = _run_workers(args, prepared, live)
-        else:
-            work(prepared.study, prepared.url, prepared.context, n_trials, timeout, live.refresh)
-            status = 0
+    try:
+        with view.LiveTrials(metrics) as live:
+            if args.workers > 1:
+                status = _run_workers(args, prepared, live)
+            else:
+                work(prepared.study, prepared.url, prepared.context, n_trials, timeout, live.refresh)
+                status = 0
+    except KeyboardInterrupt:
+        # A study of this machine alone stops with it; a shared one goes on on other machines.
+        if args.storage is None and prepared.context.parent_run_id:
+            MlflowTracker.reopen(prepared.uri, prepared.context.parent_run_id).end("KILLED")
+        raise
     console = live.console
     console.print(view.top_table(prepared.study, metrics, directions))
     winner = best.best_trial(prepared.study, spec)
@@ -130,7 +136,7 @@ def search(args: SearchArgs, spec: Spec) -> int:
     best.record(prepared.uri, prepared.context.parent_run_id, winner, path, previous)
     if winner.user_attrs.get("mlflow_run_id"):
         prepared.study.set_user_attr("best_run_id", winner.user_attrs["mlflow_run_id"])
-    console.print(f"best: trial {winner.number} {winner.values} -> {path}  (retrain: runner run {path})")
+    console.print(f"best: trial {winner.number} {winner.values} -> {path}  (retrain: runner run {path})", soft_wrap=True)
     dashboard = prepared.url.target if prepared.url.kind == "journal" else prepared.url.public
-    console.print(f"dashboard: optuna-dashboard {dashboard}")
+    console.print(f"dashboard: optuna-dashboard {dashboard}", soft_wrap=True)
     return status

@@ -67,8 +67,8 @@ class PruningReporter:
 
 
 def is_kfold(spec: Spec) -> bool:
-    """A spec whose split has k folds (the ``kfold`` field comes with ``runner.cv``)."""
-    return bool(getattr(spec.data.split, "kfold", None))
+    """A cross-validated spec (``data.split.folds``, which comes with ``runner.cv``)."""
+    return getattr(spec.data.split, "folds", None) is not None
 
 
 def trial_options(context: Context, trial: optuna.Trial, reporters: list[Any]) -> RunOptions:
@@ -93,6 +93,8 @@ def objective(trial: optuna.Trial, context: Context) -> float | list[float]:
     metrics = metrics_of(spec.search)
     prune = len(metrics) == 1 and spec.search.pruner.type != "none"
     if is_kfold(trial_spec):
+        if len(metrics) > 1:
+            raise SearchError(f"a k-fold search optimizes one metric (the mean over folds), but got {metrics}")
         return _kfold_objective(trial, context, trial_spec, metrics[0], prune)
 
     from runner.experiment import run
@@ -114,7 +116,8 @@ def _value(metrics: dict[str, float], name: str) -> float:
 
 def _kfold_objective(trial: optuna.Trial, context: Context, spec: Spec, metric: str, prune: bool) -> float:
     """Mean over folds, pruned between folds. ``runner.cv.run_cv(spec, options, on_fold_end)``
-    runs the folds as child runs and calls ``on_fold_end(fold, metrics)`` after each."""
+    runs the folds as child runs of the trial's run and calls ``on_fold_end(fold, metrics)``
+    after each; an exception raised there stops the remaining folds."""
     try:
         from runner.cv import run_cv  # type: ignore[import-not-found]
     except ImportError as error:
@@ -133,6 +136,7 @@ def _kfold_objective(trial: optuna.Trial, context: Context, spec: Spec, metric: 
             raise TrialStopped(f"pruned by the search after fold {fold} ({metric} mean {statistics.fmean(scores):.6g})")
 
     report: Callable[[int, dict[str, float]], None] = on_fold_end
-    run_cv(spec, trial_options(context, trial, []), report)
+    outcome = run_cv(spec, trial_options(context, trial, []), report)
+    trial.set_user_attr("mlflow_run_id", getattr(outcome, "run_id", None))
     trial.set_user_attr("fold_scores", scores)
     return statistics.fmean(scores)

@@ -126,7 +126,8 @@ def lock(url: StorageUrl, name: str) -> Iterator[None]:
     Other databases get none (workers may then overshoot by one trial each)."""
     if url.kind == "journal":
         Path(url.target).parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{url.target}.lock", "a") as handle:
+        # Not `<journal>.lock`: that name is the journal backend's own lock file.
+        with open(f"{url.target}.specrun-lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

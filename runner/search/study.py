@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import TYPE_CHECKING, Optional
 
 from runner.search.space import grid
@@ -20,6 +22,13 @@ def directions_of(search: SearchSpec) -> list[str]:
     return search.direction if isinstance(search.direction, list) else [search.direction]
 
 
+def trial_budget(search: SearchSpec, n_trials: int) -> int:
+    """``n_trials``, but no more than a grid has points."""
+    if search.sampler != "grid":
+        return n_trials
+    return min(n_trials, math.prod(len(points) for points in grid(search).values()))
+
+
 def make_sampler(search: SearchSpec, seed: Optional[int]) -> "optuna.samplers.BaseSampler":
     """``tpe``, ``random``, ``grid``, ``cmaes``, ``qmc`` or ``nsga2``, seeded for a
     reproducible single-worker study."""
@@ -35,7 +44,9 @@ def make_sampler(search: SearchSpec, seed: Optional[int]) -> "optuna.samplers.Ba
     if search.sampler == "cmaes":
         return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if search.sampler == "qmc":
-        return samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # since 3.0
+            return samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
     return samplers.NSGAIISampler(seed=seed)
 
 
@@ -55,7 +66,9 @@ def make_pruner(pruner: PrunerSpec, epochs: int) -> "optuna.pruners.BasePruner":
     if pruner.type == "successive_halving":
         return pruners.SuccessiveHalvingPruner(min_resource=max(1, pruner.warmup_epochs))
     if pruner.type == "wilcoxon":
-        return pruners.WilcoxonPruner(n_startup_steps=pruner.warmup_epochs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # since 3.6
+            return pruners.WilcoxonPruner(n_startup_steps=pruner.warmup_epochs)
     return pruners.NopPruner()
 
 

@@ -16,7 +16,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import optuna
 from optuna.storages import fail_stale_trials
@@ -50,9 +50,7 @@ def count(study: optuna.Study) -> Counts:
     return Counts(finished, running)
 
 
-def claim(
-    study: optuna.Study, url: storages.StorageUrl, n_trials: int
-) -> Optional[optuna.Trial] | bool:
+def claim(study: optuna.Study, url: storages.StorageUrl, n_trials: int) -> optuna.Trial | bool:
     """A new trial, ``True`` to wait for running ones, or ``False`` when the study is done."""
     with storages.lock(url, f"study:{study.study_name}"), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are, since 2.9
@@ -72,18 +70,29 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, context: Context) -> Tri
         try:
             values = objective(trial, context)
         except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED)
+            tell(study, trial, state=TrialState.PRUNED)
             return TrialState.PRUNED
         except Exception as error:
             trial.set_user_attr(ERROR_ATTR, f"{type(error).__name__}: {error}"[:2000])
-            study.tell(trial, state=TrialState.FAIL)
+            tell(study, trial, state=TrialState.FAIL)
             log.warning("trial %d failed: %s: %s", trial.number, type(error).__name__, error)
             return TrialState.FAIL
         except BaseException:
-            study.tell(trial, state=TrialState.FAIL)
+            tell(study, trial, state=TrialState.FAIL)
             raise
-    study.tell(trial, values)
+    tell(study, trial, values)
     return TrialState.COMPLETE
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, values: Any = None, state: Optional[TrialState] = None) -> None:
+    """``study.tell``, which stores the trial's end first; the grid sampler then calls
+    ``study.stop()`` when its grid is used up, which only ``study.optimize`` accepts. This
+    loop stops by counting trials (a grid's budget is its size), so that call is moot."""
+    try:
+        study.tell(trial, values, state)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
 
 
 def work(

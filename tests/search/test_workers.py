@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from runner.cli import main
 from tests.search.conftest import popen_runner, runner, search_spec
 
 pytestmark = pytest.mark.slow
@@ -25,7 +26,7 @@ def _finished_runs(uri: str) -> dict[int, object]:
 
 
 def test_four_workers_share_the_journal_file(workdir: Path, write_spec, migrated_tracking_uri: str) -> None:  # type: ignore[no-untyped-def]
-    spec = write_spec(search_spec(epochs=2))
+    spec = write_spec(search_spec(epochs=1))
     done = runner("search", str(spec), "--workers", "4", "--n-trials", "6", "--tracking-uri", migrated_tracking_uri, cwd=workdir)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(workdir / "studies" / "spec.journal")))
     study = optuna.load_study(study_name="tinysearch", storage=storage)
@@ -35,16 +36,17 @@ def test_four_workers_share_the_journal_file(workdir: Path, write_spec, migrated
     assert spec.with_name("spec.best.yaml").exists()
 
 
-def test_sqlite_storage_refuses_parallel_workers(workdir: Path, write_spec) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_storage_refuses_parallel_workers(workdir: Path, write_spec, capsys) -> None:  # type: ignore[no-untyped-def]
     spec = write_spec(search_spec())
-    done = runner("search", str(spec), "--workers", "2", "--storage", "sqlite:///study.db", cwd=workdir, check=False)
-    assert done.returncode == 2 and "SQLite locks up under parallel writers" in done.stderr
+    assert main(["search", str(spec), "--workers", "2", "--storage", "sqlite:///study.db"]) == 2
+    assert "SQLite locks up under parallel writers" in capsys.readouterr().err
+    assert not (workdir / "study.db").exists()
 
 
 @pytest.mark.postgres
 def test_two_workers_share_one_postgresql_study(workdir: Path, write_spec, pg_urls: tuple[str, str]) -> None:  # type: ignore[no-untyped-def]
     storage, mlflow_db = pg_urls
-    spec = write_spec(search_spec(epochs=2))
+    spec = write_spec(search_spec(epochs=1))
     args = ["search", str(spec), "--storage", storage, "--study", "shared", "--n-trials", "5", "--tracking-uri", mlflow_db]
     workers = [popen_runner(*args, cwd=workdir) for _ in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
