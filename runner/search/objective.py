@@ -117,11 +117,10 @@ def _value(metrics: dict[str, float], name: str) -> float:
 def _kfold_objective(trial: optuna.Trial, context: Context, spec: Spec, metric: str, prune: bool) -> float:
     """Mean over folds, pruned between folds. ``runner.cv.run_cv(spec, options, on_fold_end)``
     runs the folds as child runs of the trial's run and calls ``on_fold_end(fold, metrics)``
-    after each; an exception raised there stops the remaining folds."""
-    try:
-        from runner.cv import run_cv  # type: ignore[import-not-found]
-    except ImportError as error:
-        raise SearchError("k-fold search needs runner.cv (k-fold runs), which this installation lacks") from error
+    after each; an exception raised there stops the remaining folds. With a pruner the folds
+    train one after another (not as one batched ensemble), so a pruned trial saves the
+    folds it does not train."""
+    from runner.cv import run_cv
 
     assert context.spec.search is not None
     wilcoxon = context.spec.search.pruner.type == "wilcoxon"
@@ -136,7 +135,7 @@ def _kfold_objective(trial: optuna.Trial, context: Context, spec: Spec, metric: 
             raise TrialStopped(f"pruned by the search after fold {fold} ({metric} mean {statistics.fmean(scores):.6g})")
 
     report: Callable[[int, dict[str, float]], None] = on_fold_end
-    outcome = run_cv(spec, trial_options(context, trial, []), report)
+    outcome = run_cv(spec, trial_options(context, trial, []), report, parallel=not prune)
     trial.set_user_attr("mlflow_run_id", getattr(outcome, "run_id", None))
     trial.set_user_attr("fold_scores", scores)
     return statistics.fmean(scores)

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import statistics
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 
-from runner.experiment import RunOptions
-from runner.search.objective import Context, SearchError, _kfold_objective
-from runner.spec import load_spec
 from tests.conftest import TINY_SPEC
 
 SEARCH = """\
@@ -23,17 +19,8 @@ search:
 """
 
 
-def test_without_runner_cv_a_kfold_search_says_what_is_missing(write_spec, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setitem(sys.modules, "runner.cv", None)  # as if the module were not installed
-    spec = load_spec(write_spec(TINY_SPEC + SEARCH))
-    trial = optuna.create_study().ask()
-    with pytest.raises(SearchError, match="k-fold search needs runner.cv"):
-        _kfold_objective(trial, Context(spec, "s", RunOptions()), spec, "test/accuracy", prune=True)
-
-
 @pytest.mark.slow
 def test_kfold_objective_is_the_mean_over_folds(workdir: Path, write_spec, migrated_tracking_uri: str) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("runner.cv", reason="k-fold runs come with runner.cv")
     from runner.cli import main
 
     text = TINY_SPEC.replace("split: {test: 0.2, val: 0.2, stratify: true}", "split: {folds: 3}") + SEARCH
@@ -48,3 +35,34 @@ def test_kfold_objective_is_the_mean_over_folds(workdir: Path, write_spec, migra
         scores = trial.user_attrs["fold_scores"]
         assert len(scores) == 3 and trial.value == statistics.fmean(scores)
         assert sorted(trial.intermediate_values) == [0, 1, 2]  # one report per fold
+
+
+@pytest.mark.slow
+def test_a_pruner_stops_a_kfold_trial_between_folds(workdir: Path, write_spec, migrated_tracking_uri: str) -> None:  # type: ignore[no-untyped-def]
+    from mlflow.tracking import MlflowClient
+
+    from runner.cli import main
+
+    # A learning rate of 1e-6 cannot learn in 2 epochs: once a good trial has set the median,
+    # such a trial is pruned after its first fold, and the folds after it are never trained.
+    space = "    optimizer.lr: {type: categorical, choices: [1.0e-6, 0.05]}\n"
+    text = TINY_SPEC.replace("split: {test: 0.2, val: 0.2, stratify: true}", "split: {folds: 3}")
+    text = text.replace("epochs: 3", "epochs: 2") + SEARCH.replace(SEARCH.splitlines()[-1] + "\n", space)
+    text += "  n_trials: 6\n  sampler: grid\n  pruner: {type: median, startup_trials: 1, warmup_epochs: 0}\n"
+    spec = write_spec(text)
+    assert main(["search", str(spec), "--tracking-uri", migrated_tracking_uri]) == 0
+    backend = optuna.storages.journal.JournalFileBackend(str(workdir / "studies" / "spec.journal"))
+    study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(backend))
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and all(t.params["optimizer.lr"] == 1.0e-6 for t in pruned)
+    client = MlflowClient(migrated_tracking_uri)
+    experiment = client.get_experiment_by_name("tiny")
+    for trial in pruned:
+        assert len(trial.intermediate_values) < 3  # stopped before the last fold
+        runs = client.search_runs([experiment.experiment_id], f"tags.`specrun.trial` = '{trial.number}'")
+        parents = [r for r in runs if "specrun.fold" not in r.data.tags]
+        folds = [r for r in runs if "specrun.fold" in r.data.tags]
+        assert len(parents) == 1 and parents[0].info.status == "KILLED" and "specrun.stopped" in parents[0].data.tags
+        assert len(folds) == len(trial.intermediate_values) < 3  # the pruned folds never ran
+        # Pruning between folds needs the folds trained one by one, not all at once up front.
+        assert parents[0].data.tags["specrun.cv.mode_reason"] == "fold-parallel training is off"
