@@ -106,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (default: 1)")
     search.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     search.add_argument("--best-out", type=Path, metavar="FILE", help="where the best spec goes (default: <spec>.best.yaml beside SPEC)")
+    search.add_argument(
+        "--metrics-out", type=Path, metavar="FILE",
+        help="write the outcome as JSON: best/value, best/<path> for each numeric searched value, trials/<state> counts",
+    )
     search.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     search.set_defaults(handler=cmd_search)
 
@@ -311,7 +315,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     options = SearchArgs(
         args.spec, args.sets, args.n_trials, args.timeout, args.study, args.storage,
-        args.workers, args.tracking_uri, args.best_out, args.worker_index,
+        args.workers, args.tracking_uri, args.best_out, args.worker_index, args.metrics_out,
     )
     try:
         return search(options, spec)

@@ -49,6 +49,20 @@ def best_text(context: Context, trial: FrozenTrial) -> str:
     return header + provenance.spec_yaml(data)
 
 
+def summary(study: optuna.Study, trial: FrozenTrial) -> dict[str, float]:
+    """The study's outcome as numbers (``runner search --metrics-out``, checked by ``runner
+    check``): the best value(s), the winner's numeric sampled values, the trial counts."""
+    values = {"best/value": trial.values[0]} if len(trial.values) == 1 else {
+        f"best/value_{i}": v for i, v in enumerate(trial.values)
+    }
+    for path, value in trial.params.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values[f"best/{path}"] = float(value)
+    for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL):
+        values[f"trials/{state.name.lower()}"] = float(len(study.get_trials(deepcopy=False, states=(state,))))
+    return values
+
+
 def write_best(context: Context, spec_file: Path, trial: FrozenTrial, out: Optional[Path] = None) -> Path:
     path = out or best_path(spec_file)
     path.write_text(best_text(context, trial).replace("{file}", str(path)))

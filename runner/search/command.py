@@ -3,6 +3,7 @@ then write best.yaml and show the top trials."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -38,6 +39,8 @@ class SearchArgs:
     best_out: Optional[Path] = None
     #: Set in the processes ``--workers`` starts: run trials only (no display, no best.yaml).
     worker_index: Optional[int] = None
+    #: Write the study's outcome (best value, the winner's numeric values, trial counts) as JSON.
+    metrics_out: Optional[Path] = None
 
 
 @dataclass
@@ -136,6 +139,9 @@ def search(args: SearchArgs, spec: Spec) -> int:
     best.record(prepared.uri, prepared.context.parent_run_id, winner, path, previous)
     if winner.user_attrs.get("mlflow_run_id"):
         prepared.study.set_user_attr("best_run_id", winner.user_attrs["mlflow_run_id"])
+    if args.metrics_out:
+        args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
+        args.metrics_out.write_text(json.dumps(best.summary(prepared.study, winner), indent=2, sort_keys=True) + "\n")
     console.print(f"best: trial {winner.number} {winner.values} -> {path}  (retrain: runner run {path})", soft_wrap=True)
     dashboard = prepared.url.target if prepared.url.kind == "journal" else prepared.url.public
     console.print(f"dashboard: optuna-dashboard {dashboard}", soft_wrap=True)

@@ -85,10 +85,18 @@ def check_stratify_needs_classes(spec: Spec) -> Iterator[Finding]:
         yield ("data", "split", "stratify"), "stratification needs class labels, but the loss poses regression"
 
 
+def search_outcome_names(spec: Spec) -> set[str]:
+    """What ``runner search --metrics-out`` writes for a spec with a ``search:`` block."""
+    if spec.search is None:
+        return set()
+    best = {"best/value"} if not isinstance(spec.search.metric, list) else {f"best/value_{i}" for i in range(len(spec.search.metric))}
+    return best | {f"best/{path}" for path in spec.search.space} | {"trials/complete", "trials/pruned", "trials/fail"}
+
+
 def check_expected_metrics_logged(spec: Spec) -> Iterator[Finding]:
     if spec.expect is None:
         return
-    names = logged_names(spec)
+    names = logged_names(spec) | search_outcome_names(spec)
     for name in spec.expect.metrics:
         if name not in names:
             yield ("expect", "metrics", name), f"{name!r} is not a metric this spec logs; one of {sorted(names)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
@@ -25,12 +26,20 @@ def test_kfold_objective_is_the_mean_over_folds(workdir: Path, write_spec, migra
 
     text = TINY_SPEC.replace("split: {test: 0.2, val: 0.2, stratify: true}", "split: {folds: 3}") + SEARCH
     text = text.replace("epochs: 3", "epochs: 2") + "  n_trials: 3\n  pruner: {type: wilcoxon}\n"
+    # `expect:` may check the study's outcome (what --metrics-out writes), e.g. the chosen value.
+    text += "expect:\n  source: a test\n  metrics:\n    best/optimizer.lr: {min: 1.0e-3, max: 1.0e-1}\n"
     spec = write_spec(text)
-    assert main(["search", str(spec), "--tracking-uri", migrated_tracking_uri]) == 0
+    out = workdir / "results" / "spec.json"
+    assert main(["search", str(spec), "--tracking-uri", migrated_tracking_uri, "--metrics-out", str(out)]) == 0
     backend = optuna.storages.journal.JournalFileBackend(str(workdir / "studies" / "spec.journal"))
     study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(backend))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert complete
+    outcome = json.loads(out.read_text())
+    assert outcome["best/value"] == study.best_value
+    assert outcome["best/optimizer.lr"] == study.best_params["optimizer.lr"]
+    assert outcome["trials/complete"] + outcome["trials/pruned"] + outcome["trials/fail"] == 3
+    assert main(["check", str(spec), "--results", str(out.parent)]) == 0
     for trial in complete:
         scores = trial.user_attrs["fold_scores"]
         assert len(scores) == 3 and trial.value == statistics.fmean(scores)
