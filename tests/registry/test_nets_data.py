@@ -207,3 +207,13 @@ def test_expect_may_bound_best_epoch_only_under_early_stopping(write_spec) -> No
         load_spec(write_spec(TINY_SPEC + expect))
     stopping = TINY_SPEC.replace("train: {epochs: 3, batch_size: 64}", "train: {epochs: 3, batch_size: 64, early_stopping: {patience: 2}}")
     assert load_spec(write_spec(stopping + expect)).expect is not None
+
+
+def test_augmentation_and_vae_fall_back_from_batched_fold_training(write_spec) -> None:  # type: ignore[no-untyped-def]
+    from runner.ensemble import spec_reason
+    from runner.spec import load_spec
+    from tests.conftest import TINY_SPEC
+
+    assert spec_reason(load_spec(write_spec(TINY_SPEC))) is None
+    augmented = TINY_SPEC.replace("  split:", "  augment: [hflip]\n  split:")
+    assert "augment" in (spec_reason(load_spec(write_spec(augmented))) or "")
