@@ -76,6 +76,21 @@ class Residual(nn.Module):
         return self.after(self.body(x) + self.shortcut(x))
 
 
+class GlobalPool(nn.Module):
+    """Mean or max of each channel over all positions, (n, C, H, W) -> (n, C).
+
+    A reduction rather than AdaptiveAvgPool2d, whose CUDA backward is nondeterministic
+    (it would fail a ``reproducibility: bitwise`` run on a GPU).
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)) if self.kind == "mean" else x.amax(dim=(2, 3))
+
+
 def norm_layer(kind: str, channels: int, spatial_dims: int, groups: int = 1, bn_stats: str = "running") -> nn.Module:
     """Batch, layer or group normalization over ``channels`` features (003 5.6).
 

@@ -119,19 +119,19 @@ def avg_pool(params: PoolParams, shape: Shape) -> tuple[nn.Module, Shape]:
 @LAYERS.register("global_avg_pool")
 def global_avg_pool(params: NoParams, shape: Shape) -> tuple[nn.Module, Shape]:
     """Mean of each channel over all positions: (C, H, W) -> (C,) (ResNet's head; 003 6.5)."""
-    from torch import nn
+    from registry._layers import GlobalPool
 
     channels, _, _ = _image(shape, "global_avg_pool")
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), (channels,)
+    return GlobalPool("mean"), (channels,)
 
 
 @LAYERS.register("global_max_pool")
 def global_max_pool(params: NoParams, shape: Shape) -> tuple[nn.Module, Shape]:
     """Max of each channel over all positions: (C, H, W) -> (C,)."""
-    from torch import nn
+    from registry._layers import GlobalPool
 
     channels, _, _ = _image(shape, "global_max_pool")
-    return nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten()), (channels,)
+    return GlobalPool("max"), (channels,)
 
 
 @LAYERS.register("flatten")

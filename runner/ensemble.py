@@ -49,6 +49,10 @@ def spec_reason(spec: Spec) -> Optional[str]:
         return "the DataLoader path (train.loader: dataloader) is not batched"
     if distributed.world_size() > 1:
         return "data-parallel runs (--nproc) are not batched"
+    if spec.data.augment:
+        return "train-only augmentation (data.augment) is not batched"
+    if spec.model.type == "vae":
+        return "the VAE samples its latent code from one random stream, as dropout does"
     return None
 
 

@@ -96,7 +96,9 @@ def search_outcome_names(spec: Spec) -> set[str]:
 def check_expected_metrics_logged(spec: Spec) -> Iterator[Finding]:
     if spec.expect is None:
         return
-    names = logged_names(spec) | search_outcome_names(spec)
+    names = logged_names(spec) | search_outcome_names(spec) | {"epochs"}  # the run's summary numbers count too
+    if spec.train.early_stopping is not None:
+        names.add("best_epoch")
     for name in spec.expect.metrics:
         if name not in names:
             yield ("expect", "metrics", name), f"{name!r} is not a metric this spec logs; one of {sorted(names)}"

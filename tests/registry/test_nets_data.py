@@ -196,3 +196,24 @@ def test_target_input_trains_a_reconstruction(tmp_path: Path, workdir: Path) -> 
     out = workdir / "m.json"
     assert main(["run", str(spec), "--no-track", "--metrics-out", str(out)]) == 0
     assert "test/mse" in json.loads(out.read_text())
+
+
+def test_expect_may_bound_best_epoch_only_under_early_stopping(write_spec) -> None:  # type: ignore[no-untyped-def]
+    from runner.spec import SpecError, load_spec
+    from tests.conftest import TINY_SPEC
+
+    expect = "expect: {source: a book, metrics: {best_epoch: {max: 150}, epochs: {min: 1}}}\n"
+    with pytest.raises(SpecError, match="best_epoch"):
+        load_spec(write_spec(TINY_SPEC + expect))
+    stopping = TINY_SPEC.replace("train: {epochs: 3, batch_size: 64}", "train: {epochs: 3, batch_size: 64, early_stopping: {patience: 2}}")
+    assert load_spec(write_spec(stopping + expect)).expect is not None
+
+
+def test_augmentation_and_vae_fall_back_from_batched_fold_training(write_spec) -> None:  # type: ignore[no-untyped-def]
+    from runner.ensemble import spec_reason
+    from runner.spec import load_spec
+    from tests.conftest import TINY_SPEC
+
+    assert spec_reason(load_spec(write_spec(TINY_SPEC))) is None
+    augmented = TINY_SPEC.replace("  split:", "  augment: [hflip]\n  split:")
+    assert "augment" in (spec_reason(load_spec(write_spec(augmented))) or "")
