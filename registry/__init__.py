@@ -13,10 +13,13 @@ from registry._task import Task
 from registry.activations import ACTIVATIONS
 from registry.datasets import DATASETS, Table
 from registry import datasets_dvc  # noqa: F401  (registers the `dvc` dataset)
+from registry import datasets_synthetic  # noqa: F401  (registers the seeded generators)
 from registry.inits import INITS
 from registry.losses import LOSSES
+from registry import losses_classical  # noqa: F401  (margin, likelihood and decomposed losses)
 from registry.metrics import METRICS
 from registry.models import MODELS
+from registry import models_linear  # noqa: F401  (glm, least squares, perceptron, ovr/ovo)
 from registry.optimizers import OPTIMIZERS
 from registry.regularizers import REGULARIZERS
 from registry.schedulers import SCHEDULERS

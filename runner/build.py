@@ -51,9 +51,17 @@ class Pipeline:
     loader: str = "device"
 
 
-def output_size(data: PreparedData, loss: str) -> int:
-    """Outputs the model needs: one per class (cross-entropy), one logit (bce), one per target."""
-    task = registry.LOSSES.get(loss).meta.get("task")
+def output_size(data: PreparedData, loss: str, params: object = None) -> int:
+    """Outputs the model needs: one per class (cross-entropy), one logit (bce), one per target;
+    or what the loss's ``outputs`` metadata says (one per class pair, mean and log variance, ...)."""
+    meta = registry.LOSSES.get(loss).meta
+    task, outputs = meta.get("task"), meta.get("outputs")
+    if outputs == "pairs":
+        return data.task.n_classes * (data.task.n_classes - 1) // 2
+    if outputs == "mean_and_log_variance":
+        return 2 * data.task.n_targets
+    if outputs == "dim":
+        return int(getattr(params, "dim"))
     if task == "multiclass":
         return data.task.n_classes
     if task == "binary":
@@ -71,7 +79,7 @@ def to_tensors(part: Part, device: torch.device, pin: bool = False) -> Tensors:
 def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
     """Instantiate model, loss head, penalty, optimizer, scheduler and metrics for ``data``."""
     in_shape = tuple(data.train.x.shape[1:])
-    model = registry.MODELS.get(spec.model.type).builder(spec.model, in_shape, output_size(data, spec.loss.type))
+    model = registry.MODELS.get(spec.model.type).builder(spec.model, in_shape, output_size(data, spec.loss.type, spec.loss))
     model = model.to(device)
     head = registry.LOSSES.get(spec.loss.type).builder(spec.loss).to(device)
     penalty = None

@@ -117,6 +117,8 @@ def train_one(
     a state to continue from, bit-identically on CPU.
     """
     model, optimizer, head, device = pipeline.model, pipeline.optimizer, pipeline.head, pipeline.device
+    if hasattr(model, "fit_closed_form") and resume is None:
+        return _fit_closed_form(pipeline, reporter)
     n = len(pipeline.train)
     # 1) The shuffle order has its own generator, so it depends on the seed alone.
     order_rng = torch.Generator().manual_seed(seed)
@@ -219,3 +221,16 @@ def train_one(
     test = evaluate(pipeline, pipeline.test, "test")
     best_epoch = None if stopping is None else stopping.best_epoch
     return RunResult(epoch, best_epoch, weights_epoch, stopped_early, test, history)
+
+
+def _fit_closed_form(pipeline: Pipeline, reporter: Reporter) -> RunResult:
+    """A model solved in closed form (least squares, 004:301-305) is fitted once on the
+    training part: no gradient steps, so epochs, optimizer and schedule do not apply. It is
+    reported as one epoch, so history, early-stopping-free metrics and tracking look alike."""
+    train = pipeline.train
+    pipeline.model.fit_closed_form(train.x.to(pipeline.device), train.y.to(pipeline.device))  # type: ignore[operator]
+    metrics = {"train/loss": evaluate(pipeline, train, "train")["train/loss"], "lr": 0.0}
+    if pipeline.val is not None:
+        metrics |= evaluate(pipeline, pipeline.val, "val")
+    reporter.epoch_end(1, metrics)
+    return RunResult(1, None, 1, False, evaluate(pipeline, pipeline.test, "test"), [metrics])

@@ -102,6 +102,19 @@ def check_workers_need_a_dataloader(spec: Spec) -> Iterator[Finding]:
         yield ("train", "workers"), f"workers={spec.train.workers} feed a DataLoader, but loader is 'device'; use loader: dataloader or auto"
 
 
+def check_glm_family_fits_loss(spec: Spec) -> Iterator[Finding]:
+    from registry.models_linear import FAMILY_LOSSES
+
+    family = getattr(spec.model, "family", None)
+    if spec.model.type == "glm" and spec.loss.type not in FAMILY_LOSSES[family]:
+        yield ("loss", "type"), f"a {family} GLM is fitted by {' or '.join(FAMILY_LOSSES[family])}, not {spec.loss.type!r}"
+
+
+def check_closed_form_has_no_penalty(spec: Spec) -> Iterator[Finding]:
+    if spec.regularizer is not None and registry.MODELS.get(spec.model.type).meta.get("closed_form"):
+        yield ("regularizer",), f"model {spec.model.type!r} is solved in closed form, which ignores a regularizer; remove it"
+
+
 CHECKS: list[Check] = [
     check_loss_fits_dataset,
     check_model_fits_loss,
@@ -112,6 +125,8 @@ CHECKS: list[Check] = [
     check_expected_metrics_logged,
     check_accumulate_needs_minibatches,
     check_workers_need_a_dataloader,
+    check_glm_family_fits_loss,
+    check_closed_form_has_no_penalty,
 ]
 
 

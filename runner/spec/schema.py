@@ -125,18 +125,36 @@ class TrackingSpec(Strict):
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for the run.")
 
 
+def _comparison_shorthand(value: Any) -> Any:
+    return {"spec": value} if isinstance(value, str) else value
+
+
+class Comparison(Strict):
+    """Another published spec's result to compare with: ``factor`` times its ``metric``."""
+
+    spec: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="Stem of a spec whose results are in the same results directory.")
+    metric: Optional[str] = Field(None, description="Its metric; default: the same metric.")
+    factor: float = Field(1.0, gt=0, description="Compare with factor x that value, e.g. 100 for 'orders of magnitude'.")
+
+
+Comparisons = list[Annotated[Comparison, BeforeValidator(_comparison_shorthand)]]
+
+
 class ExpectedValue(Strict):
-    """A published number: ``value`` with a ``tolerance``, or bounds ``min``/``max``."""
+    """A published number: ``value`` with a ``tolerance``, or bounds ``min``/``max``, or a
+    pattern across specs: ``below``/``above`` other specs' results (a bare name: same metric)."""
 
     value: Optional[float] = None
     tolerance: Optional[float] = Field(None, ge=0)
     min: Optional[float] = None
     max: Optional[float] = None
+    below: Comparisons = Field(default_factory=list, description="Must be less than each of these results.")
+    above: Comparisons = Field(default_factory=list, description="Must be greater than each of these results.")
 
     @model_validator(mode="after")
     def _value_or_bounds(self) -> "ExpectedValue":
-        if self.value is None and self.min is None and self.max is None:
-            raise ValueError("give `value` (with `tolerance`) or at least one of `min`/`max`")
+        if self.value is None and self.min is None and self.max is None and not (self.below or self.above):
+            raise ValueError("give `value` (with `tolerance`), at least one of `min`/`max`, or `below`/`above`")
         if self.value is not None and self.tolerance is None:
             raise ValueError("`value` needs a `tolerance`")
         if self.min is not None and self.max is not None and self.min > self.max:
