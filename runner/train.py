@@ -143,6 +143,8 @@ def train_one(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16")
     batches = Batches(pipeline.train, pipeline.batch_size, pipeline.loader, settings.workers, device, seed)
     acc = settings.accumulate
+    constraint = pipeline.penalty if hasattr(pipeline.penalty, "after_step") else None
+    closure_step = isinstance(optimizer, torch.optim.LBFGS)
 
     epoch = start
     for epoch in range(start + 1, last_epoch + 1):
@@ -170,7 +172,16 @@ def train_one(
                         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip.norm)
                     else:
                         torch.nn.utils.clip_grad_value_(model.parameters(), settings.grad_clip.value)  # type: ignore[arg-type]
-                optimizer.step()
+                # Constraints (decoupled decay, max-norm) act on the weights around the step.
+                lr_now = optimizer.param_groups[0]["lr"]
+                if constraint is not None:
+                    constraint.before_step(model, lr_now)
+                if closure_step:  # L-BFGS re-evaluates the batch's objective itself
+                    optimizer.step(lambda: _objective(net, head, pipeline, model, x, y))
+                else:
+                    optimizer.step()
+                if constraint is not None:
+                    constraint.after_step(model, lr_now)
                 optimizer.zero_grad(set_to_none=True)
                 if pipeline.scheduler is not None and pipeline.scheduler_interval == "step":
                     pipeline.scheduler.step()  # type: ignore[attr-defined]
@@ -221,6 +232,18 @@ def train_one(
     test = evaluate(pipeline, pipeline.test, "test")
     best_epoch = None if stopping is None else stopping.best_epoch
     return RunResult(epoch, best_epoch, weights_epoch, stopped_early, test, history)
+
+
+def _objective(
+    net: torch.nn.Module, head: Any, pipeline: Pipeline, model: torch.nn.Module,
+    x: torch.Tensor, y: torch.Tensor,
+) -> torch.Tensor:
+    """The batch's loss plus penalty, with fresh gradients: the closure L-BFGS calls."""
+    pipeline.optimizer.zero_grad(set_to_none=True)
+    loss = head(net(x).float(), y)
+    objective = loss if pipeline.penalty is None else loss + pipeline.penalty(model)
+    objective.backward()
+    return objective.detach()
 
 
 def _fit_closed_form(pipeline: Pipeline, reporter: Reporter) -> RunResult:

@@ -115,6 +115,14 @@ def check_closed_form_has_no_penalty(spec: Spec) -> Iterator[Finding]:
         yield ("regularizer",), f"model {spec.model.type!r} is solved in closed form, which ignores a regularizer; remove it"
 
 
+def check_optimizer_fits_batching(spec: Spec) -> Iterator[Finding]:
+    meta = registry.OPTIMIZERS.get(spec.optimizer.type).meta
+    if meta.get("full_batch") and spec.train.batch_size != "full":
+        yield ("train", "batch_size"), f"optimizer {spec.optimizer.type!r} is full-batch gradient descent: set batch_size: full (or use sgd)"
+    if meta.get("closure") and spec.train.accumulate > 1:
+        yield ("train", "accumulate"), f"optimizer {spec.optimizer.type!r} re-evaluates each batch itself and cannot accumulate micro-batches"
+
+
 CHECKS: list[Check] = [
     check_loss_fits_dataset,
     check_model_fits_loss,
@@ -127,6 +135,7 @@ CHECKS: list[Check] = [
     check_workers_need_a_dataloader,
     check_glm_family_fits_loss,
     check_closed_form_has_no_penalty,
+    check_optimizer_fits_batching,
 ]
 
 
