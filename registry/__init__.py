@@ -18,6 +18,7 @@ from registry.inits import INITS
 from registry.losses import LOSSES
 from registry import losses_classical  # noqa: F401  (margin, likelihood and decomposed losses)
 from registry.metrics import METRICS
+from registry import metrics_classical  # noqa: F401  (more metrics; confusion matrix and ROC figures)
 from registry.models import MODELS
 from registry import models_linear  # noqa: F401  (glm, least squares, perceptron, ovr/ovo)
 from registry.optimizers import OPTIMIZERS

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -49,6 +49,8 @@ class Pipeline:
     #: "device" (parts live on the device, batches are indexing) or "dataloader" (parts stay
     #: in host memory and a DataLoader streams batches).
     loader: str = "device"
+    #: Figure metrics (confusion matrix, ROC curve): drawn once from the test predictions.
+    figures: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 def output_size(data: PreparedData, loss: str, params: object = None) -> int:
@@ -97,10 +99,10 @@ def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
         builder: Callable[..., tuple[object, str]] = registry.SCHEDULERS.get(spec.scheduler.type).builder
         scheduler, interval = builder(spec.scheduler, optimizer, spec.train.epochs, steps_per_epoch)
 
-    metrics = {
-        name: registry.METRICS.get(m.type).builder(m, data.task)
-        for name, m in zip(spec.metric_names(), spec.metrics)
-    }
+    metrics, figures = {}, {}
+    for name, m in zip(spec.metric_names(), spec.metrics):
+        is_figure = registry.METRICS.get(m.type).meta.get("figure", False)
+        (figures if is_figure else metrics)[name] = registry.METRICS.get(m.type).builder(m, data.task)
     higher_is_better = {
         name: bool(registry.METRICS.get(m.type).meta.get("higher_is_better", True))
         for name, m in zip(spec.metric_names(), spec.metrics)
@@ -126,4 +128,5 @@ def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
         batch_size=batch_size,
         steps_per_epoch=steps_per_epoch,
         loader=loader,
+        figures=figures,
     )

@@ -53,8 +53,9 @@ class RunResult:
 
 
 @torch.no_grad()
-def evaluate(pipeline: Pipeline, part: Tensors, prefix: str) -> dict[str, float]:
-    """Loss and every metric on one part, in eval mode (dropout off, norm statistics frozen)."""
+def outputs_of(pipeline: Pipeline, part: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's raw outputs on one part and its targets, in eval mode (dropout off, norm
+    statistics frozen)."""
     model, device = pipeline.model, pipeline.device
     was_training = model.training
     model.eval()
@@ -62,11 +63,22 @@ def evaluate(pipeline: Pipeline, part: Tensors, prefix: str) -> dict[str, float]
     chunks = (part.x[i : i + _EVAL_CHUNK].to(device, non_blocking=True) for i in range(0, len(part), _EVAL_CHUNK))
     outputs = torch.cat([model(chunk) for chunk in chunks])
     model.train(was_training)
-    targets = part.y.to(device, non_blocking=True)
+    return outputs, part.y.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def evaluate(pipeline: Pipeline, part: Tensors, prefix: str) -> dict[str, float]:
+    """Loss and every metric on one part; a per-class metric (``average: none``) is logged
+    as ``<prefix>/<name>/<class index>``."""
+    outputs, targets = outputs_of(pipeline, part)
     results = {f"{prefix}/loss": pipeline.head(outputs, targets)}
     predictions = pipeline.head.predict(outputs)
     for name, metric in pipeline.metrics.items():
-        results[f"{prefix}/{name}"] = metric(predictions, targets)
+        value = metric(predictions, targets)
+        if value.ndim == 0:
+            results[f"{prefix}/{name}"] = value
+        else:
+            results |= {f"{prefix}/{name}/{k}": v for k, v in enumerate(value.reshape(-1))}
     # One transfer for all values instead of one sync per metric.
     values = torch.stack([v.detach().float().reshape(()) for v in results.values()]).tolist()
     return dict(zip(results, values))

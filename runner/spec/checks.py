@@ -60,9 +60,10 @@ def logged_names(spec: Spec) -> set[str]:
     """Every metric name a run logs: per-epoch train/val ones and final test ones."""
     per_epoch = {"train/loss", "lr"}
     final = {"test/loss"}
+    names = [n for n, m in zip(spec.metric_names(), spec.metrics) if not registry.METRICS.get(m.type).meta.get("figure")]
     if spec.data.split.val:
-        per_epoch |= {"val/loss", *(f"val/{m}" for m in spec.metric_names())}
-    final |= {f"test/{m}" for m in spec.metric_names()}
+        per_epoch |= {"val/loss", *(f"val/{m}" for m in names)}
+    final |= {f"test/{m}" for m in names}
     return per_epoch | final
 
 
