@@ -85,6 +85,20 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--exact", action="store_true", help="exit 1 unless every metric is bit-identical")
     reproduce.set_defaults(handler=cmd_reproduce)
 
+    finder = commands.add_parser("lr-find", help="learning-rate range test: the loss as the rate grows from 1e-6; suggests a rate")
+    finder.add_argument("spec", type=Path, metavar="SPEC")
+    _add_set(finder)
+    finder.add_argument("--start", type=float, default=1e-6, help="first learning rate (default: 1e-6)")
+    finder.add_argument("--end", type=float, default=10.0, help="largest learning rate tried (default: 10)")
+    finder.add_argument("--steps", type=int, default=100, help="mini-batch steps from --start to --end (default: 100)")
+    finder.add_argument("--divergence", type=float, default=4.0, help="stop when the smoothed loss exceeds this many times its best (default: 4)")
+    finder.add_argument("--out", type=Path, default=Path("lr_find.png"), metavar="PNG", help="the plot (default: lr_find.png)")
+    finder.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the spec's device")
+    finder.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    finder.add_argument("--experiment", help="MLflow experiment name (default: the spec's tracking.experiment or name)")
+    finder.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    finder.set_defaults(handler=cmd_lr_find)
+
     schema = commands.add_parser("schema", help="print the spec language's JSON Schema (for editors)")
     schema.set_defaults(handler=cmd_schema)
 
@@ -216,6 +230,35 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from runner.reproduce import command
 
     return command(args.run_id, args.tracking_uri, args.device, args.exact)
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from runner.spec import SpecError, load_spec
+
+    if not 0 < args.start < args.end or args.steps < 2 or args.divergence <= 1:
+        _error(f"need 0 < --start < --end, --steps >= 2 and --divergence > 1, but got {args.start=}, {args.end=}, {args.steps=}, {args.divergence=}")
+        return EXIT_INVALID
+    try:
+        spec = load_spec(args.spec, args.sets)
+    except SpecError as error:
+        print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
+        return EXIT_INVALID
+    from runner import lr_find
+    from runner.data import DataError
+    from runner.tracking import tracking_uri
+
+    try:
+        result = lr_find.range_test(spec, args.start, args.end, args.steps, args.divergence, device=args.device)
+    except DataError as error:
+        _error(f"{args.spec}: {error}")
+        return EXIT_INVALID
+    png = lr_find.plot(result, args.out, f"LR range test: {spec.name}")
+    critical = "did not diverge" if result.critical is None else f"diverged at {result.critical:.3g}"
+    print(f"{spec.name}: loss {critical}; suggested learning rate {result.suggestion_or_fallback():.3g}; plot: {png}")
+    if not args.no_track:
+        run_id = lr_find.log(result, spec, png, tracking_uri(args.tracking_uri, spec.tracking.uri), args.experiment)
+        print(f"logged as MLflow run {run_id}")
+    return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
