@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
         help="train data-parallel in N processes under torchrun (DDP): gloo on CPU, one GPU each on CUDA",
     )
     run.add_argument("--history-out", type=Path, metavar="FILE", help="write the per-epoch metrics as CSV (for `dvc plots`)")
+    run.add_argument(
+        "--allow-imports", action="store_true",
+        help="let the spec name components as module:attr import references (this runs their code)",
+    )
     run.set_defaults(handler=cmd_run)
 
     data = commands.add_parser("data", help="write registry datasets as files and track them with DVC")
@@ -145,7 +149,7 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
     for flag in ("device", "tracking_uri", "experiment", "metrics_out", "history_out", "resume"):
         if getattr(args, flag) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    return argv + (["--no-track"] if args.no_track else [])
+    return argv + (["--no-track"] if args.no_track else []) + (["--allow-imports"] if args.allow_imports else [])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -158,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = None
     if args.spec is not None:
         try:
-            spec = load_spec(args.spec, args.sets)
+            spec = load_spec(args.spec, args.sets, allow_imports=args.allow_imports)
         except SpecError as error:
             print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
             return EXIT_INVALID

@@ -169,6 +169,25 @@ class ExpectSpec(Strict):
     metrics: dict[str, ExpectedValue] = Field(..., min_length=1, description="Logged metric name -> expectation.")
 
 
+def refresh_component_fields() -> None:
+    """Re-read the registries into the component fields after components were added at run
+    time (``module:attr`` references under ``--allow-imports``): pydantic fixes a field's
+    union of component types when the class is made, so the fields are retyped and rebuilt."""
+    data_fields = DataSpec.__pydantic_fields__
+    data_fields["dataset"].annotation = Annotated[registry.DATASETS.field_type(), BeforeValidator(_dataset_shorthand)]  # type: ignore[assignment]
+    data_fields["transforms"].annotation = list[registry.TRANSFORMS.field_type()]  # type: ignore[misc]
+    DataSpec.model_rebuild(force=True)
+    fields = Spec.__pydantic_fields__
+    fields["data"].annotation = DataSpec
+    fields["model"].annotation = registry.MODELS.field_type()
+    fields["loss"].annotation = registry.LOSSES.field_type()
+    fields["regularizer"].annotation = Optional[Annotated[registry.REGULARIZERS.field_type(), BeforeValidator(_regularizer_shorthand)]]  # type: ignore[assignment]
+    fields["optimizer"].annotation = registry.OPTIMIZERS.field_type()
+    fields["scheduler"].annotation = Optional[registry.SCHEDULERS.field_type()]  # type: ignore[assignment]
+    fields["metrics"].annotation = list[registry.METRICS.field_type()]  # type: ignore[misc]
+    Spec.model_rebuild(force=True)
+
+
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
