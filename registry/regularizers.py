@@ -75,8 +75,8 @@ class Constraint:
     to the loss: ``before_step`` (decoupled decay) and ``after_step`` (max-norm) are called
     by the training loop with the step's learning rate; as a penalty it adds nothing."""
 
-    def __init__(self, exclude_bias: bool) -> None:
-        self.exclude_bias = exclude_bias
+    def __init__(self, value: float, exclude_bias: bool) -> None:
+        self.value, self.exclude_bias = value, exclude_bias
 
     def __call__(self, model: nn.Module) -> torch.Tensor:
         return next(model.parameters()).new_zeros(())
@@ -89,16 +89,14 @@ class Constraint:
 
 
 class _DecoupledDecay(Constraint):
-    def __init__(self, strength: float, exclude_bias: bool) -> None:
-        super().__init__(exclude_bias)
-        self.strength = strength
+    """``value``: the decay rate lambda."""
 
     def before_step(self, model: nn.Module, lr: float) -> None:
         import torch
 
         with torch.no_grad():
             for p in _penalized(model, self.exclude_bias):
-                p.mul_(1 - lr * self.strength)
+                p.mul_(1 - lr * self.value)
 
 
 @REGULARIZERS.register("decoupled_weight_decay", params=StrengthParams, constraint=True)
@@ -116,9 +114,7 @@ class MaxNormParams(_Bias):
 
 
 class _MaxNorm(Constraint):
-    def __init__(self, max_norm: float, exclude_bias: bool) -> None:
-        super().__init__(exclude_bias)
-        self.max_norm = max_norm
+    """``value``: the largest norm c of a unit's incoming weights."""
 
     def after_step(self, model: nn.Module, lr: float) -> None:
         import torch
@@ -126,7 +122,7 @@ class _MaxNorm(Constraint):
         with torch.no_grad():
             for p in _penalized(model, self.exclude_bias):
                 if p.ndim > 1:  # one row per output unit (linear) or filter (conv)
-                    p.copy_(torch.renorm(p, 2, 0, self.max_norm))
+                    p.copy_(torch.renorm(p, 2, 0, self.value))
 
 
 @REGULARIZERS.register("max_norm", params=MaxNormParams, constraint=True)
