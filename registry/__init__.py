@@ -14,6 +14,9 @@ from registry.activations import ACTIVATIONS
 from registry.datasets import DATASETS, Table
 from registry import datasets_dvc  # noqa: F401  (registers the `dvc` dataset)
 from registry import datasets_synthetic  # noqa: F401  (registers the seeded generators)
+from registry import datasets_images, transforms_shape  # noqa: F401  (image datasets; flatten/reshape/one_hot)
+from registry.augmentations import AUGMENTATIONS
+from registry.layers import LAYERS
 from registry.inits import INITS
 from registry.losses import LOSSES
 from registry import losses_classical  # noqa: F401  (margin, likelihood and decomposed losses)
@@ -21,6 +24,7 @@ from registry.metrics import METRICS
 from registry import metrics_classical  # noqa: F401  (more metrics; confusion matrix and ROC figures)
 from registry.models import MODELS
 from registry import models_linear  # noqa: F401  (glm, least squares, perceptron, ovr/ovo)
+from registry import models_ae, models_conv, models_seq  # noqa: F401  (cnn/vgg/resnet/sequential, rnn/.../transformer, autoencoders/vae/elbo)
 from registry.optimizers import OPTIMIZERS
 from registry.regularizers import REGULARIZERS
 from registry.schedulers import SCHEDULERS
@@ -38,6 +42,8 @@ REGISTRIES: dict[str, Registry] = {
     "transforms": TRANSFORMS,
     "activations": ACTIVATIONS,
     "inits": INITS,
+    "augmentations": AUGMENTATIONS,
+    "layers": LAYERS,
 }
 
 _plugins_loaded = False
@@ -59,7 +65,7 @@ def load_plugins() -> None:
 
 
 __all__ = [
-    "ACTIVATIONS", "DATASETS", "INITS", "LOSSES", "METRICS", "MODELS", "OPTIMIZERS",
+    "ACTIVATIONS", "AUGMENTATIONS", "DATASETS", "INITS", "LAYERS", "LOSSES", "METRICS", "MODELS", "OPTIMIZERS",
     "REGISTRIES", "REGULARIZERS", "SCHEDULERS", "TRANSFORMS",
     "Entry", "NoParams", "Params", "Registry", "Table", "Task", "load_plugins",
 ]

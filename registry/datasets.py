@@ -32,6 +32,8 @@ class Table:
     class_names: list[str] = field(default_factory=list)
     test: Optional[tuple[np.ndarray, np.ndarray]] = None
     files: list[Path] = field(default_factory=list)
+    #: Group id per row (``groups:`` of a file dataset), for group k-fold; None when not given.
+    groups: Optional[np.ndarray] = None
 
 
 def _from_sklearn(loader_name: str, kind: str) -> Table:
@@ -71,6 +73,7 @@ class FileParams(Params):
     task: Literal["auto", "binary", "multiclass", "regression"] = Field(
         "auto", description="auto: classification when the target is text, bool, or integers with <= 20 values."
     )
+    groups: Optional[str] = Field(None, description="Column of group ids for group k-fold (not a feature).")
 
 
 def _infer_task(target: object, task: str) -> str:
@@ -99,15 +102,17 @@ def file(params: FileParams) -> Table:
     if not params.path.exists():
         raise FileNotFoundError(f"data file {params.path} does not exist")
     frame = pd.read_parquet(params.path) if suffix in {".parquet", ".pq"} else pd.read_csv(params.path)
-    missing = [c for c in [params.target, *(params.features or [])] if c not in frame.columns]
+    named = [params.target, *(params.features or []), *([params.groups] if params.groups else [])]
+    missing = [c for c in named if c not in frame.columns]
     if missing:
         raise ValueError(f"{params.path}: no column(s) {missing}; columns are {list(frame.columns)}")
-    features = params.features or [c for c in frame.columns if c != params.target]
+    features = params.features or [c for c in frame.columns if c not in (params.target, params.groups)]
+    groups = None if params.groups is None else np.unique(frame[params.groups].astype(str).to_numpy(), return_inverse=True)[1]
     x = frame[features].to_numpy(dtype=np.float32)
     target = frame[params.target]
     kind = _infer_task(target, params.task)
     if kind == "regression":
-        return Table(x, target.to_numpy(dtype=np.float32), Task("regression"), features, files=[params.path])
+        return Table(x, target.to_numpy(dtype=np.float32), Task("regression"), features, files=[params.path], groups=groups)
     classes, codes = np.unique(target.astype(str).to_numpy(), return_inverse=True)
     task = Task(kind, n_classes=len(classes))  # type: ignore[arg-type]
-    return Table(x, codes.astype(np.int64), task, features, [str(c) for c in classes], files=[params.path])
+    return Table(x, codes.astype(np.int64), task, features, [str(c) for c in classes], files=[params.path], groups=groups)

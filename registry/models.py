@@ -75,8 +75,15 @@ class MLPParams(Params):
         "relu", description="One activation for every hidden layer, or one per layer."
     )
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
-    norm: Literal["none", "batch", "layer"] = Field("none", description="Normalization before each activation.")
+    norm: Literal["none", "batch", "layer", "group"] = Field("none", description="Normalization before each activation.")
     bias: bool = True
+    groups: int = Field(2, ge=1, description="Groups of group norm; each hidden width must divide by it.")
+    bn_stats: Literal["running", "last_batch"] = Field(
+        "running", description="Batch norm at test time: running averages, or the last training batch's statistics (003 5.6)."
+    )
+    skip: Literal["none", "identity", "projection"] = Field(
+        "none", description="Skip connections between hidden layers: identity (equal widths) or a projection where widths change (000:806-834)."
+    )
     init: InitSpec = Field(default_factory=InitSpec)
 
     @model_validator(mode="after")
@@ -87,6 +94,10 @@ class MLPParams(Params):
             )
         if any(width < 1 for width in self.hidden):
             raise ValueError(f"every hidden width must be >= 1, got {self.hidden}")
+        if self.skip == "identity" and len(set(self.hidden)) > 1:
+            raise ValueError(f"skip: identity needs equal hidden widths, got {self.hidden}; use skip: projection")
+        if self.norm == "group" and any(width % self.groups for width in self.hidden):
+            raise ValueError(f"group norm needs every hidden width divisible by groups={self.groups}, got {self.hidden}")
         return self
 
 
@@ -99,6 +110,9 @@ def mlp(params: MLPParams, in_shape: tuple[int, ...], out_features: int) -> nn.M
 
     specs = params.activation if isinstance(params.activation, list) else [params.activation] * len(params.hidden)
     makers = [lambda s=s: ACTIVATIONS.get(s.type).builder(s) for s in specs]
-    model = MLP(flat_size(in_shape), list(params.hidden), out_features, makers, params.dropout, params.norm, params.bias)
+    model = MLP(
+        flat_size(in_shape), list(params.hidden), out_features, makers, params.dropout, params.norm, params.bias,
+        params.skip, params.groups, params.bn_stats,
+    )
     initialize(model, INITS.get(params.init.weights.type).builder(params.init.weights), params.init.bias)
     return model if len(in_shape) == 1 else nn.Sequential(nn.Flatten(), model)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import registry
+from registry import augmentations
 from registry._heads import LossHead
 from registry.metrics import MetricFn
 from registry.regularizers import Penalty
@@ -51,6 +52,8 @@ class Pipeline:
     loader: str = "device"
     #: Figure metrics (confusion matrix, ROC curve): drawn once from the test predictions.
     figures: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    #: Train-only augmentation of each training batch (``data.augment``), or None.
+    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
 
 def output_size(data: PreparedData, loss: str, params: object = None) -> int:
@@ -129,4 +132,5 @@ def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
         steps_per_epoch=steps_per_epoch,
         loader=loader,
         figures=figures,
+        augment=augmentations.compose(spec.data.augment),
     )

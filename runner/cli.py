@@ -56,6 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--history-out", type=Path, metavar="FILE", help="write the per-epoch metrics as CSV (for `dvc plots`)")
     run.add_argument(
+        "--seeds", type=int, default=1, metavar="N",
+        help="run the spec over N seeds (seed, seed+1, ...) as child runs of one parent with mean and spread",
+    )
+    run.add_argument(
+        "--sequential", action="store_true",
+        help="train folds/seeds one after another instead of as one batched ensemble",
+    )
+    run.add_argument(
         "--allow-imports", action="store_true",
         help="let the spec name components as module:attr import references (this runs their code)",
     )
@@ -88,6 +96,22 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the recorded spec's device")
     reproduce.add_argument("--exact", action="store_true", help="exit 1 unless every metric is bit-identical")
     reproduce.set_defaults(handler=cmd_reproduce)
+
+    search = commands.add_parser("search", help="run the Optuna study a spec's search: block declares, tracked in MLflow")
+    search.add_argument("spec", type=Path, metavar="SPEC")
+    _add_set(search)
+    search.add_argument("--n-trials", type=int, metavar="N", help="trials in the study, all workers together (default: search.n_trials)")
+    search.add_argument("--timeout", type=float, metavar="SECONDS", help="start no trial after this (default: search.timeout)")
+    search.add_argument("--study", metavar="NAME", help="the study's name; an existing study resumes (default: the spec's name)")
+    search.add_argument(
+        "--storage", metavar="URL",
+        help="postgresql://..., sqlite:///FILE (one worker), or journal:PATH (default: journal file studies/<spec>.journal)",
+    )
+    search.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (default: 1)")
+    search.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    search.add_argument("--best-out", type=Path, metavar="FILE", help="where the best spec goes (default: <spec>.best.yaml beside SPEC)")
+    search.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    search.set_defaults(handler=cmd_search)
 
     finder = commands.add_parser("lr-find", help="learning-rate range test: the loss as the rate grows from 1e-6; suggests a rate")
     finder.add_argument("spec", type=Path, metavar="SPEC")
@@ -138,6 +162,10 @@ def _run_usage_problem(args: argparse.Namespace) -> Optional[str]:
         return "--resume continues a run exactly as it was specified: --set, --experiment and --no-track do not apply"
     if args.nproc < 1:
         return f"--nproc must be >= 1, but got {args.nproc}"
+    if args.seeds < 1:
+        return f"--seeds must be >= 1, but got {args.seeds}"
+    if args.seeds > 1 and (args.resume or args.nproc > 1):
+        return "--seeds runs several child runs; it does not combine with --resume or --nproc"
     return None
 
 
@@ -179,9 +207,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ResumeError as error:
             _error(str(error))
             return EXIT_INVALID
+    assert spec is not None
+    if spec.data.split.is_cv or args.seeds > 1:
+        return _run_members(args, spec)
     if args.nproc > 1 and distributed.world_size() == 1:
         return distributed.launch(args.nproc, _worker_args(args))
-    assert spec is not None
 
     from runner.data import DataError
     from runner.experiment import RunOptions, run
@@ -218,6 +248,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_members(args: argparse.Namespace, spec: object) -> int:
+    """A cross-validated spec, or ``--seeds N``: one parent run over child runs."""
+    from runner.cv import run_cv, run_seeds
+    from runner.data import DataError
+    from runner.experiment import RunOptions
+    from runner.report import print_summary
+
+    if args.nproc > 1:
+        _error("cross-validation runs one process per fold (batched where possible); --nproc does not apply")
+        return EXIT_INVALID
+    if args.seeds > 1 and spec.data.split.is_cv:  # type: ignore[attr-defined]
+        _error("--seeds with data.split.folds is not supported; use repeated_kfold for repeated resampling")
+        return EXIT_INVALID
+    options = RunOptions(
+        tracking_uri=args.tracking_uri, experiment=args.experiment, device=args.device,
+        track=not args.no_track, spec_file=args.spec,
+    )
+    try:
+        if args.seeds > 1:
+            outcome = run_seeds(spec, args.seeds, options, parallel=not args.sequential)  # type: ignore[arg-type]
+        else:
+            outcome = run_cv(spec, options, parallel=not args.sequential)  # type: ignore[arg-type]
+    except DataError as error:
+        _error(f"{args.spec}: {error}")
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        _error("interrupted; the parent run and the current child run are marked KILLED")
+        return 130
+    print_summary(spec.name, outcome)  # type: ignore[attr-defined]
+    if args.metrics_out:
+        args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
+        args.metrics_out.write_text(json.dumps(outcome.metrics, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from runner.dvc_data import command
 
@@ -234,6 +299,37 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from runner.reproduce import command
 
     return command(args.run_id, args.tracking_uri, args.device, args.exact)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from runner.spec import SpecError, load_spec
+
+    if args.workers < 1 or (args.n_trials is not None and args.n_trials < 1):
+        _error("--workers and --n-trials must be >= 1")
+        return EXIT_INVALID
+    try:
+        spec = load_spec(args.spec, args.sets)
+    except SpecError as error:
+        print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
+        return EXIT_INVALID
+    if spec.search is None:
+        _error(f"{args.spec}: the spec has no search: block to run")
+        return EXIT_INVALID
+    from runner.search.command import SearchArgs, search
+    from runner.search.storage import StorageError
+
+    options = SearchArgs(
+        args.spec, args.sets, args.n_trials, args.timeout, args.study, args.storage,
+        args.workers, args.tracking_uri, args.best_out, args.worker_index,
+    )
+    try:
+        return search(options, spec)
+    except StorageError as error:
+        _error(str(error))
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        _error("interrupted; the study keeps every finished trial (resume it with --study)")
+        return 130
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:

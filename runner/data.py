@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 import registry
-from registry import Table, Task
+from registry import Table, Task, reconstruction
 from runner import splits
 from runner.spec.schema import Spec
 
@@ -67,33 +67,46 @@ def task_for_loss(task: Task, loss: str) -> Task:
     return task
 
 
-def prepare(spec: Spec) -> PreparedData:
-    """Load, split (seeded), transform (fitted on train only) the spec's data."""
+@dataclass
+class Loaded:
+    """A spec's dataset as loaded, before any split: what every fold shares."""
+
+    table: Table
+    task: Task
+    fingerprint: str
+
+    @property
+    def labels(self) -> Optional[np.ndarray]:
+        """Class labels for stratification; None for regression."""
+        return self.table.y if self.task.is_classification else None
+
+
+def load(spec: Spec) -> Loaded:
+    """Load the spec's dataset and check that its targets suit the loss."""
     entry = registry.DATASETS.get(spec.data.dataset.type)
     try:
         table = entry.builder(spec.data.dataset)
     except (FileNotFoundError, ValueError) as error:
         raise DataError(str(error)) from error
+    if spec.data.target == "input":
+        table = reconstruction.relabel(table)
     _check_task(table.task, spec.loss.type)
-    task = task_for_loss(table.task, spec.loss.type)
-    split = spec.data.split
-    official = split.test == "official"
-    if official and table.test is None:
-        raise DataError(f"dataset {spec.data.dataset.type!r} has no official test part; give data.split.test a fraction")
-    labels = table.y if task.is_classification else None
-    try:
-        parts = splits.holdout(len(table.y), labels, split, spec.seed, official)
-    except ValueError as error:
-        raise DataError(f"cannot split {len(table.y)} rows as {split.model_dump()}: {error}") from error
+    return Loaded(table, task_for_loss(table.task, spec.loss.type), fingerprint(table))
 
-    train = Part(table.x[parts.train], table.y[parts.train])
-    val = None if parts.val is None else Part(table.x[parts.val], table.y[parts.val])
-    if official:
+
+def prepare_rows(
+    spec: Spec, loaded: Loaded, train_rows: np.ndarray, val_rows: Optional[np.ndarray], test_rows: Optional[np.ndarray]
+) -> PreparedData:
+    """The parts for these row indices (``test_rows`` None: the official test part), with every
+    transform fitted on ``train_rows`` only, so nothing of the other parts leaks into it."""
+    table = loaded.table
+    train = Part(table.x[train_rows], table.y[train_rows])
+    val = None if val_rows is None else Part(table.x[val_rows], table.y[val_rows])
+    if test_rows is None:
         assert table.test is not None
         test = Part(*table.test)
     else:
-        assert parts.test is not None
-        test = Part(table.x[parts.test], table.y[parts.test])
+        test = Part(table.x[test_rows], table.y[test_rows])
 
     # Fit each transform on the training rows only, then apply it to every part.
     for transform_spec in spec.data.transforms:
@@ -102,4 +115,36 @@ def prepare(spec: Spec) -> PreparedData:
         for part in (val, test):
             if part is not None:
                 part.x = np.asarray(transform.transform(part.x), dtype=np.float32)
-    return PreparedData(train, val, test, task, fingerprint(table), table)
+    if spec.data.target == "input":
+        reconstruction.targets_from_inputs((train, val, test))
+    return PreparedData(train, val, test, loaded.task, loaded.fingerprint, table)
+
+
+def split_error(n: int, split: object, error: ValueError) -> DataError:
+    dump = split.model_dump(exclude_none=True) if hasattr(split, "model_dump") else split
+    return DataError(f"cannot split {n} rows as {dump}: {error}")
+
+
+def prepare(spec: Spec) -> PreparedData:
+    """Load, split (seeded), transform (fitted on train only) the spec's data."""
+    loaded = load(spec)
+    table = loaded.table
+    split = spec.data.split
+    official = split.test == "official"
+    if official and table.test is None:
+        raise DataError(f"dataset {spec.data.dataset.type!r} has no official test part; give data.split.test a fraction")
+    try:
+        parts = splits.holdout(len(table.y), loaded.labels, split, spec.seed, official)
+    except ValueError as error:
+        raise split_error(len(table.y), split, error) from error
+    return prepare_rows(spec, loaded, parts.train, parts.val, parts.test)
+
+
+def folds_of(spec: Spec, loaded: Loaded) -> list[splits.Fold]:
+    """The row indices of every cross-validation fold of a ``folds:`` spec; each fold's parts
+    come from :func:`prepare_rows` when it is trained, so only one fold's copy is held at a time."""
+    n = len(loaded.table.y)
+    try:
+        return splits.cv_folds(n, loaded.labels, loaded.table.groups, spec.data.split, spec.seed)
+    except ValueError as error:
+        raise split_error(n, spec.data.split, error) from error

@@ -12,14 +12,14 @@ import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import torch
 
 from runner import checkpoint, datafiles, determinism, distributed, figures, provenance
-from runner.build import build
+from runner.build import Pipeline, build
 from runner.checkpoint import CheckpointWriter
-from runner.data import DataError, prepare
+from runner.data import DataError, PreparedData, prepare
 from runner.progress import progress_for
 from runner.spec.schema import Spec
 from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, tracking_uri
@@ -50,6 +50,11 @@ class RunOptions:
     reporters: list[Any] = field(default_factory=list)
     #: Continue this unfinished run (``runner run --resume``) instead of starting a new one.
     resume: Optional["Resume"] = None
+    #: Use these prepared parts instead of preparing the spec's data (a fold of a CV run).
+    data: Optional[PreparedData] = None
+    #: Train with this instead of ``train_one``: ``trainer(pipeline, reporter) -> RunResult``
+    #: (fold-parallel training hands in each fold's result, computed for all folds at once).
+    trainer: Optional[Callable[[Pipeline, Any], RunResult]] = None
 
 
 @dataclass
@@ -57,6 +62,13 @@ class RunOutcome:
     run_id: Optional[str]
     result: RunResult
     metrics: dict[str, float]
+    #: Trainable parameters of the model (logged as the metric ``model/params``).
+    parameters: int = 0
+
+
+class RunStopped(Exception):
+    """Raised by a reporter to stop a run on purpose (a pruned search trial): the run is
+    marked KILLED and tagged ``specrun.stopped`` with the message, not FAILED."""
 
 
 class _Fanout:
@@ -104,7 +116,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     main = distributed.is_main()
 
     # 2) Everything that can reject the input happens before a run exists (or is reopened).
-    data = prepare(spec)
+    data = options.data if options.data is not None else prepare(spec)
     data_files = datafiles.records(data.table, spec.data.dataset)
     if resume is not None and resume.data_sha256 not in (None, data.fingerprint):
         raise DataError(
@@ -159,6 +171,9 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             parent_run_id=options.parent_run_id,
         )
         tracker.log_params(flatten(resolved))
+    parameters = sum(p.numel() for p in pipeline.model.parameters() if p.requires_grad)
+    if resume is None:
+        tracker.log_metrics({"model/params": float(parameters)}, step=0)
 
     # 4) Checkpoints belong to a run (they are resumed through it): none when untracked.
     writer = None
@@ -181,7 +196,10 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             with progress_for(spec.name, spec.train.epochs, focus, options.quiet or not main) as progress:
                 shown = [progress] if main else []  # one progress display, not one per rank
                 reporter = _Fanout(_After(tracker, logged_epochs), *shown, *options.reporters)
-                result = train_one(pipeline, spec.train, spec.seed, reporter, writer, state)
+                if options.trainer is not None:
+                    result = options.trainer(pipeline, reporter)
+                else:
+                    result = train_one(pipeline, spec.train, spec.seed, reporter, writer, state)
             if writer is not None:
                 writer.close()
             metrics = final_metrics(result)
@@ -195,8 +213,10 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             # The last good checkpoint is on disk; closing the writer lands it in MLflow too.
             if writer is not None:
                 writer.close()
-            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            if not isinstance(error, KeyboardInterrupt):
+            status = "KILLED" if isinstance(error, (KeyboardInterrupt, RunStopped)) else "FAILED"
+            if isinstance(error, RunStopped):
+                tracker.set_tags({"specrun.stopped": str(error)[:5000]})
+            elif not isinstance(error, KeyboardInterrupt):
                 tracker.set_tags({"specrun.error": f"{type(error).__name__}: {error}"[:5000]})
             tracker.end(status)
             raise
@@ -206,7 +226,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     # 5) A finished run's last checkpoint stays in MLflow; the local copy has served its purpose.
     if tracker.run_id is not None:
         shutil.rmtree(CHECKPOINT_DIR / tracker.run_id, ignore_errors=True)
-    return RunOutcome(tracker.run_id, result, metrics)
+    return RunOutcome(tracker.run_id, result, metrics, parameters)
 
 
 class _After:

@@ -51,8 +51,17 @@ class RichProgress:
         self._progress.update(self._task, completed=epoch, status=_headline(metrics, self.focus))
 
 
+class SilentProgress(PlainProgress):
+    """Shows nothing (``quiet``: a fold or seed of a CV run, a search trial)."""
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        pass
+
+
 def progress_for(name: str, epochs: int, focus: Optional[str], quiet: bool = False) -> PlainProgress | RichProgress:
-    """Rich on a terminal, plain lines when stderr is not one."""
-    if not quiet and sys.stderr.isatty():
+    """Rich on a terminal, plain lines when stderr is not one; nothing when ``quiet``."""
+    if quiet:
+        return SilentProgress(name, epochs, focus)
+    if sys.stderr.isatty():
         return RichProgress(name, epochs, focus)
     return PlainProgress(name, epochs, focus)

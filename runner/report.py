@@ -31,6 +31,23 @@ def print_metrics(name: str, metrics: dict[str, float], run_id: Optional[str]) -
         console.print(f"MLflow run: {run_id}")
 
 
+def print_summary(name: str, outcome: Any) -> None:
+    """A CV or multi-seed run: each metric's mean, std and 95% interval over the members."""
+    from rich.table import Table
+
+    table = Table(title=f"{name}: {len(outcome.members)} runs ({outcome.mode})")
+    for column in ("metric", "mean", "std", "95% interval"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for key in sorted(outcome.summary):
+        s = outcome.summary[key]
+        table.add_row(key, f"{s.mean:.6g}", f"{s.std:.3g}", f"[{s.low:.6g}, {s.high:.6g}]")
+    console = _console()
+    console.print(table)
+    console.print(f"mode: {outcome.mode} ({outcome.mode_reason})")
+    if outcome.run_id:
+        console.print(f"MLflow parent run: {outcome.run_id}")
+
+
 def describe_field(name: str, info: FieldInfo) -> str:
     """``lr: float = 0.001  Step size.``"""
     annotation = getattr(info.annotation, "__name__", None) or str(info.annotation).replace("typing.", "")

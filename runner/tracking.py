@@ -254,3 +254,30 @@ def read_run(uri: str, run_id: str, artifacts: tuple[str, ...] = ()) -> Recorded
         else:
             os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bar
     return RecordedRun(run_id, experiment, run.info.status, dict(run.data.tags), dict(run.data.metrics), texts)
+
+
+def tag_run(uri: str, run_id: str, tags: dict[str, str]) -> None:
+    """Set tags on an existing run without touching its status (a search's best trial)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def fail_running(uri: str, experiment: str, tags: dict[str, str], reason: str) -> list[str]:
+    """Mark the RUNNING runs that carry ``tags`` FAILED, with ``reason`` as ``specrun.error``
+    (a search trial whose worker died: nobody else will end its run)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    query = " and ".join([*(f"tags.`{k}` = '{v}'" for k, v in tags.items()), "attributes.status = 'RUNNING'"])
+    ended = []
+    for run in client.search_runs([found.experiment_id], query):
+        client.set_tag(run.info.run_id, "specrun.error", reason)
+        client.set_terminated(run.info.run_id, "FAILED")
+        ended.append(run.info.run_id)
+    return ended

@@ -172,6 +172,8 @@ def train_one(
         batch_objectives = []
         for i, (x, y) in enumerate(batches(mine)):
             ends_step = (i + 1) % acc == 0 or i + 1 == len(batch_rows)
+            if pipeline.augment is not None:
+                x = pipeline.augment(x)
             with distributed.grad_sync(net, ends_step):
                 with autocast:
                     outputs = net(x)

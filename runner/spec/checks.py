@@ -21,6 +21,8 @@ def _loss_task(spec: Spec) -> str:
 
 def check_loss_fits_dataset(spec: Spec) -> Iterator[Finding]:
     dataset_task = registry.DATASETS.get(spec.data.dataset.type).meta.get("task", "any")
+    if spec.data.target == "input":  # reconstruction: the targets are the inputs
+        dataset_task = "regression"
     loss_task = _loss_task(spec)
     if "any" in (dataset_task, loss_task) or dataset_task == loss_task:
         return
@@ -61,7 +63,7 @@ def logged_names(spec: Spec) -> set[str]:
     per_epoch = {"train/loss", "lr"}
     final = {"test/loss"}
     names = [n for n, m in zip(spec.metric_names(), spec.metrics) if not registry.METRICS.get(m.type).meta.get("figure")]
-    if spec.data.split.val:
+    if spec.data.split.val or spec.data.split.inner:
         per_epoch |= {"val/loss", *(f"val/{m}" for m in names)}
     final |= {f"test/{m}" for m in names}
     return per_epoch | final
@@ -71,7 +73,7 @@ def check_early_stopping_monitor(spec: Spec) -> Iterator[Finding]:
     stopping = spec.train.early_stopping
     if stopping is None:
         return
-    if not spec.data.split.val:
+    if not spec.data.split.val and not spec.data.split.inner:
         yield ("train", "early_stopping"), "early stopping needs a validation part: set data.split.val"
         return
     epoch_metrics = {n for n in logged_names(spec) if not n.startswith("test/")}
@@ -101,6 +103,55 @@ def check_accumulate_needs_minibatches(spec: Spec) -> Iterator[Finding]:
 def check_workers_need_a_dataloader(spec: Spec) -> Iterator[Finding]:
     if spec.train.workers > 0 and spec.train.loader == "device":
         yield ("train", "workers"), f"workers={spec.train.workers} feed a DataLoader, but loader is 'device'; use loader: dataloader or auto"
+
+
+_STRATIFIED_FOLDS = ("stratified_kfold", "repeated_stratified_kfold")
+
+
+def check_folds_and_test_agree(spec: Spec) -> Iterator[Finding]:
+    split = spec.data.split
+    if split.test == "folds" and split.folds is None:
+        yield ("data", "split", "test"), "test: folds means the held-out folds of `folds`, but data.split.folds is not set"
+    elif split.folds is not None and split.test != "folds":
+        yield ("data", "split", "test"), f"with `folds` each held-out fold is the test part, so test={split.test!r} cannot apply; remove data.split.test"
+
+
+def check_inner_folds(spec: Spec) -> Iterator[Finding]:
+    split = spec.data.split
+    if split.inner is None:
+        return
+    if split.folds is None:
+        yield ("data", "split", "inner"), "inner folds nest inside outer folds: set data.split.folds too"
+    if split.val:
+        yield ("data", "split", "inner"), "give `val` or `inner` for selection inside each outer fold, not both"
+    if spec.train.early_stopping is None:
+        yield ("data", "split", "inner"), "inner folds select the epoch count by early stopping: set train.early_stopping"
+
+
+def check_stratified_folds_need_classes(spec: Spec) -> Iterator[Finding]:
+    for key in ("folds", "inner"):
+        folds = getattr(spec.data.split, key)
+        if folds is not None and folds.type in _STRATIFIED_FOLDS and _loss_task(spec) == "regression":
+            yield ("data", "split", key, "type"), f"{folds.type} needs class labels, but the loss {spec.loss.type!r} poses regression; use kfold"
+
+
+def check_group_folds_need_groups(spec: Spec) -> Iterator[Finding]:
+    for key in ("folds", "inner"):
+        folds = getattr(spec.data.split, key)
+        if folds is not None and folds.type == "group_kfold" and getattr(spec.data.dataset, "groups", None) is None:
+            yield ("data", "split", key, "type"), "group_kfold needs group ids: give the dataset a column, {path: FILE, target: COL, groups: COL}"
+
+
+def check_search_metrics_logged(spec: Spec) -> Iterator[Finding]:
+    if spec.search is None:
+        return
+    names = logged_names(spec) | {"model/params"}
+    metrics = spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
+    for metric in metrics:
+        if metric not in names:
+            yield ("search", "metric"), f"{metric!r} is not a metric this spec logs; one of {sorted(names)}"
+    if spec.search.pruner.type == "wilcoxon" and spec.data.split.folds is None:
+        yield ("search", "pruner", "type"), "the wilcoxon pruner compares fold scores; it needs a k-fold split"
 
 
 def check_glm_family_fits_loss(spec: Spec) -> Iterator[Finding]:
@@ -134,6 +185,11 @@ CHECKS: list[Check] = [
     check_expected_metrics_logged,
     check_accumulate_needs_minibatches,
     check_workers_need_a_dataloader,
+    check_folds_and_test_agree,
+    check_inner_folds,
+    check_stratified_folds_need_classes,
+    check_group_folds_need_groups,
+    check_search_metrics_logged,
     check_glm_family_fits_loss,
     check_closed_form_has_no_penalty,
     check_optimizer_fits_batching,

@@ -77,9 +77,12 @@ def load_spec(file: str | FilePath, sets: Iterable[str] = (), allow_imports: boo
     return validate_data(source)
 
 
-def with_overrides(spec: Spec, values: dict[str, Any]) -> Spec:
-    """A new spec with dotted-path values replaced, validated again (used by search trials)."""
-    data = spec.to_data()
+def with_overrides(spec: Spec, values: dict[str, Any], written: dict[str, Any] | None = None) -> Spec:
+    """A new spec with dotted-path values replaced, validated again (used by search trials).
+
+    ``written`` is the spec as written (``load_source(...).data``): overriding a component's
+    ``type`` there gives the new type its own defaults, not the old type's resolved ones."""
+    data = copy.deepcopy(written) if written is not None else spec.to_data()
     for path_text, value in values.items():
         set_path(data, parse_path(path_text), value)
     return validate_data(Source(data=data))
@@ -113,7 +116,9 @@ def _search_space_problems(spec: Spec, source: Source) -> list[Problem]:
     if spec.search is None:
         return []
     problems = []
-    base = spec.to_data()
+    # As a trial does: values go into the spec as written, so that a searched `type` takes
+    # its own defaults rather than the parameters of the type it replaces.
+    base = copy.deepcopy(source.data)
     base.pop("search", None)
     for path_text, param in spec.search.space.items():
         where = source.locate(("search", "space", path_text), key=True)
@@ -125,13 +130,39 @@ def _search_space_problems(spec: Spec, source: Source) -> list[Problem]:
         if path[0] in {"search", "expect", "tracking", "name"}:
             problems.append(Problem(where, f"search.space.{path_text}", "this part of a spec cannot be searched"))
             continue
-        samples = param.choices if param.type == "categorical" else [param.low, param.high]
-        for value in samples:
+        for condition, wanted in param.when.items():
+            reason = _condition_rejected(base, condition, wanted)
+            if reason:
+                at = source.locate(("search", "space", path_text, "when", condition), key=True)
+                problems.append(Problem(at, f"search.space.{path_text}.when.{condition}", reason))
+        for value in _samples(param):
             reason = _why_rejected(base, path, value, param.when)
             if reason:
                 problems.append(Problem(where, f"search.space.{path_text}", reason))
                 break
     return problems
+
+
+def _samples(param: Any) -> list[Any]:
+    """Values that stand for what the space can sample: every choice; a range's ends and, for
+    floats, a value between that is no whole number (an int field must reject it)."""
+    if param.type == "categorical":
+        return list(param.choices)
+    if param.type == "float" and param.high > param.low:
+        inner = param.low + (param.high - param.low) * 0.3183
+        if param.step is not None:
+            inner = param.low + param.step * max(1, round((inner - param.low) / param.step))
+        return [param.low, param.high, min(inner, param.high)]
+    return [param.low, param.high]
+
+
+def _condition_rejected(base: dict[str, Any], condition: str, wanted: Any) -> str | None:
+    try:
+        path = parse_path(condition)
+    except ValueError as error:
+        return str(error)
+    reason = _why_rejected(base, path, wanted, {})
+    return reason and f"the condition {reason.replace('the field rejects the sampled value', 'cannot hold')}"
 
 
 def _why_rejected(base: dict[str, Any], path: Path, value: Any, when: dict[str, Any]) -> str | None:

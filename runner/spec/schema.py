@@ -43,13 +43,108 @@ Fraction = Annotated[float, Field(gt=0, lt=1)]
 Count = Annotated[int, Field(ge=1)]
 
 
+class _KFold(Strict):
+    k: int = Field(5, ge=2, description="Number of folds.")
+    shuffle: bool = Field(True, description="Shuffle rows (seeded by the spec's seed) before cutting folds.")
+
+
+class KFoldSpec(_KFold):
+    """scikit-learn ``KFold``: k contiguous folds of the (shuffled) rows."""
+
+    type: Literal["kfold"]
+
+
+class StratifiedKFoldSpec(_KFold):
+    """scikit-learn ``StratifiedKFold``: every fold keeps the class proportions."""
+
+    type: Literal["stratified_kfold"]
+
+
+class RepeatedKFoldSpec(Strict):
+    """scikit-learn ``RepeatedKFold``: k-fold ``repeats`` times, reshuffled each time."""
+
+    type: Literal["repeated_kfold"]
+    k: int = Field(5, ge=2, description="Number of folds per repeat.")
+    repeats: int = Field(2, ge=1, description="How many times k-fold is repeated with a new shuffle.")
+
+
+class RepeatedStratifiedKFoldSpec(Strict):
+    """scikit-learn ``RepeatedStratifiedKFold``."""
+
+    type: Literal["repeated_stratified_kfold"]
+    k: int = Field(5, ge=2, description="Number of folds per repeat.")
+    repeats: int = Field(2, ge=1, description="How many times stratified k-fold is repeated with a new shuffle.")
+
+
+class LeaveOneOutSpec(Strict):
+    """scikit-learn ``LeaveOneOut``: one fold per row (small data only)."""
+
+    type: Literal["leave_one_out"]
+
+
+class GroupKFoldSpec(_KFold):
+    """scikit-learn ``GroupKFold``: no group is split across folds; the dataset names the group column."""
+
+    type: Literal["group_kfold"]
+
+
+class TimeSeriesSpec(Strict):
+    """scikit-learn ``TimeSeriesSplit``: each fold trains on the past and tests on what follows (no shuffling)."""
+
+    type: Literal["time_series"]
+    k: int = Field(5, ge=2, description="Number of splits.")
+    gap: int = Field(0, ge=0, description="Rows left out between the end of training and the test rows.")
+    max_train_size: Optional[Count] = Field(None, description="Cap the training window to the most recent rows.")
+    test_size: Optional[Count] = Field(None, description="Rows per test window; default n // (k + 1).")
+
+
+FOLD_TYPES = ("kfold", "stratified_kfold", "repeated_kfold", "repeated_stratified_kfold", "leave_one_out", "group_kfold", "time_series")
+
+
+def _folds_shorthand(value: Any) -> Any:
+    # `folds: 5` is a 5-fold split; `folds: leave_one_out` names a scheme with its defaults.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"type": "kfold", "k": value}
+    if isinstance(value, str):
+        return {"type": value}
+    return value
+
+
+FoldsSpec = Annotated[
+    Union[
+        KFoldSpec, StratifiedKFoldSpec, RepeatedKFoldSpec, RepeatedStratifiedKFoldSpec,
+        LeaveOneOutSpec, GroupKFoldSpec, TimeSeriesSpec,
+    ],
+    Field(discriminator="type"),
+    BeforeValidator(_folds_shorthand),
+]
+
+
 class SplitSpec(Strict):
     """How the data is divided. Fractions are of the whole data (of the official training
-    part when ``test: official``); integers are example counts (003: "113 of 569")."""
+    part when ``test: official``); integers are example counts (003: "113 of 569").
 
-    test: Union[Literal["official"], Count, Fraction] = Field(0.2, description="Test part: a fraction, a count, or 'official'.")
+    With ``folds`` the data are cross-validated: each held-out fold is that fold's test part,
+    ``val`` (or ``inner`` folds, for nested CV) is carved from the fold's training rows."""
+
+    test: Union[Literal["official", "folds"], Count, Fraction] = Field(
+        0.2, description="Test part: a fraction, a count, 'official', or 'folds' (the held-out fold; the default with `folds`)."
+    )
     val: Union[Literal[0], Count, Fraction] = Field(0, description="Validation part for early stopping and selection; 0 for none.")
-    stratify: bool = Field(False, description="Keep class proportions in every part (classification only).")
+    stratify: bool = Field(False, description="Keep class proportions in every holdout part (classification only).")
+    folds: Optional[FoldsSpec] = Field(  # type: ignore[valid-type]
+        None, description="Cross-validation: one run per fold, each testing on its held-out fold (k-fold, stratified, repeated, leave-one-out, group, time series)."
+    )
+    inner: Optional[FoldsSpec] = Field(  # type: ignore[valid-type]
+        None, description="Nested CV: folds of each outer fold's training rows that select the epoch count by early stopping."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _folds_test_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("folds") is not None and "test" not in data:
+            return {**data, "test": "folds"}
+        return data
 
     @model_validator(mode="after")
     def _parts_leave_training_data(self) -> "SplitSpec":
@@ -57,6 +152,11 @@ class SplitSpec(Strict):
         if sum(fractions) >= 1:
             raise ValueError(f"`test + val` must leave training data, but got test={self.test}, val={self.val}")
         return self
+
+    @property
+    def is_cv(self) -> bool:
+        """One run per fold (cross-validation) rather than one holdout run."""
+        return self.folds is not None
 
 
 class DataSpec(Strict):
@@ -69,6 +169,12 @@ class DataSpec(Strict):
         default_factory=list, description="Applied in order, each fitted on the training part only."
     )
     split: SplitSpec = Field(default_factory=SplitSpec)
+    augment: list[registry.AUGMENTATIONS.field_type()] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="Train-only image augmentations, applied to each training batch in order."
+    )
+    target: Literal["labels", "input"] = Field(
+        "labels", description="input: each example's target is its own transformed input (autoencoders, VAEs)."
+    )
 
 
 class EarlyStopping(Strict):

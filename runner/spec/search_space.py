@@ -94,4 +94,23 @@ class SearchSpec(_Strict):
             raise ValueError(f"{len(metrics)} metric(s) but {len(directions)} direction(s)")
         if len(metrics) > 1 and self.sampler not in {"nsga2", "random", "tpe", "qmc", "grid"}:
             raise ValueError(f"sampler {self.sampler!r} cannot optimize several objectives; use nsga2")
+        if len(metrics) > 1 and "pruner" in self.model_fields_set and self.pruner.type != "none":
+            raise ValueError("Optuna prunes single-objective studies only; use `pruner: {type: none}` with several metrics")
+        return self
+
+    @model_validator(mode="after")
+    def _grid_is_finite(self) -> "SearchSpec":
+        if self.sampler == "grid":
+            unstepped = [path for path, p in self.space.items() if isinstance(p, FloatParam) and p.step is None]
+            if unstepped:
+                raise ValueError(f"the grid sampler needs a `step` for every float parameter, but {', '.join(unstepped)} has none")
+        return self
+
+    @model_validator(mode="after")
+    def _conditions_come_after_their_parameters(self) -> "SearchSpec":
+        order = list(self.space)
+        for i, (path, param) in enumerate(self.space.items()):
+            later = [c for c in param.when if c in order[i:]]
+            if later:
+                raise ValueError(f"{path} is sampled when {later[0]} has a value, so {later[0]} must come before it in `space`")
         return self

@@ -28,7 +28,11 @@ def _targets(task: str, n: int = 8) -> tuple[int, torch.Tensor, Task]:
     return 3, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]), Task("multiclass", n_classes=3)
 
 
-@pytest.mark.parametrize("name", registry.LOSSES.names())
+#: Heads that read a particular model's outputs are tested with that model (elbo: a VAE's).
+MODEL_SPECIFIC_LOSSES = {"elbo"}
+
+
+@pytest.mark.parametrize("name", [n for n in registry.LOSSES.names() if n not in MODEL_SPECIFIC_LOSSES])
 def test_every_loss_gives_a_finite_scalar_with_a_gradient(name: str) -> None:
     entry = registry.LOSSES.get(name)
     width, y, _ = _targets(entry.meta["task"])

@@ -1,0 +1,252 @@
+"""Runs of one spec over several members: cross-validation folds or seeds.
+
+One MLflow parent run holds, for every final metric, the mean, the standard deviation and a
+95% t-interval over the members, plus a per-member table (``folds.csv``/``folds.json``);
+each member is a child run made by :func:`runner.experiment.run`. When the members share one
+architecture they are trained at once as a batched ensemble (:mod:`runner.ensemble`), else
+one after another; the parent's tags say which and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from runner import determinism, ensemble, experiment, provenance
+from runner.data import Loaded, PreparedData, folds_of, load, prepare, prepare_rows
+from runner.experiment import RunOptions
+from runner.spec.schema import Spec
+from runner.splits import fold_indices
+from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, tracking_uri
+from runner.train import RunResult
+
+#: ``on_fold_end(fold_index, fold_metrics)``; raising stops the run (e.g. Optuna pruning).
+FoldCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One metric over the members: mean, sample standard deviation, 95% t-interval."""
+
+    mean: float
+    std: float
+    low: float
+    high: float
+    n: int
+
+
+def summarize(values: list[float]) -> Summary:
+    """Mean, std (ddof=1) and the 95% interval of the mean from Student's t with n-1 dof."""
+    from scipy import stats
+
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return Summary(mean, float("nan"), float("nan"), float("nan"), n)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    return Summary(mean, std, mean - half, mean + half, n)
+
+
+@dataclass
+class MemberOutcome:
+    """One fold's (or seed's) child run and its final metrics."""
+
+    index: int
+    name: str
+    run_id: Optional[str]
+    metrics: dict[str, float]
+
+
+@dataclass
+class CVOutcome:
+    """A parent run over members: per-member outcomes and the summary of every metric."""
+
+    run_id: Optional[str]
+    members: list[MemberOutcome]
+    summary: dict[str, Summary]
+    #: "batched" (all members trained at once) or "sequential", and why.
+    mode: str
+    mode_reason: str
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The parent's metrics: ``<metric>_mean``, ``_std``, ``_ci95_low``, ``_ci95_high``."""
+        out: dict[str, float] = {}
+        for key, s in self.summary.items():
+            out |= {f"{key}_mean": s.mean, f"{key}_std": s.std, f"{key}_ci95_low": s.low, f"{key}_ci95_high": s.high}
+        return out
+
+
+@dataclass
+class Member:
+    """One child run to make: its spec (own seed), data (prepared on demand) and tags."""
+
+    index: int
+    name: str
+    spec: Spec
+    data: Callable[[], PreparedData]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def run_cv(spec: Spec, options: RunOptions, on_fold_end: Optional[FoldCallback] = None, parallel: bool = True) -> CVOutcome:
+    """Cross-validate ``spec`` (its ``data.split.folds``): one child run per fold under a parent.
+
+    Preprocessing is fitted inside each fold. With ``data.split.inner`` (nested CV) each outer
+    fold first picks its epoch count by early stopping on the inner folds, then trains on all
+    of its training rows for that many epochs and tests on its held-out fold.
+    """
+    folds = spec.data.split.folds
+    assert folds is not None, "run_cv needs a spec with data.split.folds"
+    determinism.set_reproducibility(spec.reproducibility)
+    loaded = load(spec)
+    members, fold_list = [], folds_of(spec, loaded)  # every split problem surfaces before a run exists
+    for fold in fold_list:
+        members.append(Member(
+            fold.index, f"fold-{fold.index}", spec,
+            lambda fold=fold: prepare_rows(spec, loaded, fold.train, fold.val, fold.test),
+            {"specrun.fold": str(fold.index)},
+        ))
+    tags = {"specrun.cv.scheme": folds.type, "specrun.cv.folds": str(len(members))}
+    if spec.data.split.inner is not None:
+        members = [_nested(spec, loaded, m, f.train, options) for m, f in zip(members, fold_list)]
+        tags["specrun.cv.inner"] = spec.data.split.inner.type
+        parallel = False
+    return run_members(spec, members, options, loaded.fingerprint, tags, on_fold_end, parallel)
+
+
+def run_seeds(spec: Spec, seeds: int, options: RunOptions, parallel: bool = True) -> CVOutcome:
+    """The same spec over ``seeds`` consecutive seeds (from ``spec.seed``): is a difference noise?"""
+    determinism.set_reproducibility(spec.reproducibility)
+    members = []
+    for i in range(seeds):
+        member_spec = spec.model_copy(update={"seed": spec.seed + i})
+        members.append(Member(i, f"seed-{member_spec.seed}", member_spec, lambda s=member_spec: prepare(s), {"specrun.member_seed": str(member_spec.seed)}))
+    fingerprint = members[0].data().fingerprint  # also rejects bad data before a run exists
+    return run_members(spec, members, options, fingerprint, {"specrun.seeds": str(seeds)}, None, parallel)
+
+
+def _nested(spec: Spec, loaded: Loaded, member: Member, outer_train: Any, options: RunOptions) -> Member:
+    """An outer fold whose epoch count is the median best epoch of early stopping on its
+    inner folds (untracked runs), refitted on all of the fold's training rows."""
+    inner = spec.data.split.inner
+    assert inner is not None
+    best = []
+    for train, val in fold_indices(outer_train, loaded.labels, loaded.table.groups, inner, spec.seed):
+        # The inner held-out rows serve as validation; the outer held-out fold is never seen.
+        data = prepare_rows(spec, loaded, train, val, val)
+        untracked = replace(options, track=False, quiet=True, data=data, parent_run_id=None, trainer=None)
+        result = experiment.run(spec, untracked).result
+        best.append(result.best_epoch or result.epochs_run)
+    epochs = max(1, round(sorted(best)[len(best) // 2]))
+    refit = spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": epochs, "early_stopping": None})})
+    return Member(member.index, member.name, refit, member.data, {**member.tags, "specrun.cv.selected_epochs": str(epochs)})
+
+
+def run_members(
+    spec: Spec,
+    members: list[Member],
+    options: RunOptions,
+    data_sha256: str,
+    tags: dict[str, str],
+    on_member_end: Optional[FoldCallback] = None,
+    parallel: bool = True,
+) -> CVOutcome:
+    """Train every member as a child run of one parent run and summarize their metrics."""
+    resolved_text = provenance.spec_yaml(spec.to_data())
+    parent: Tracker = NullTracker()
+    if options.track:
+        parent = MlflowTracker(
+            tracking_uri(options.tracking_uri, spec.tracking.uri),
+            options.experiment or spec.tracking.experiment or spec.name,
+            run_name=options.run_name or spec.tracking.run_name,
+            tags={
+                "specrun.spec_name": spec.name,
+                "specrun.spec_sha256": provenance.sha256_text(resolved_text),
+                "specrun.data_sha256": data_sha256,
+                **provenance.environment_tags(),
+                **spec.tracking.tags,
+                **options.extra_tags,
+                **tags,
+            },
+            parent_run_id=options.parent_run_id,
+        )
+        parent.log_params(flatten(spec.to_data()))
+
+    try:
+        mode, reason, results = "sequential", "fold-parallel training is off", None
+        if parallel and len(members) > 1:
+            mode, reason, results = ensemble.try_batched(members, options.device)
+        parent.set_tags({"specrun.cv.mode": mode, "specrun.cv.mode_reason": reason})
+        outcomes = []
+        for member in members:
+            trainer = None if results is None else _replay(results[member.index])
+            child = replace(
+                options, parent_run_id=parent.run_id, run_name=member.name, quiet=True,
+                extra_tags={**options.extra_tags, **member.tags, "specrun.cv.mode": mode},
+                data=member.data(), trainer=trainer,
+            )
+            outcome = experiment.run(member.spec, child)
+            outcomes.append(MemberOutcome(member.index, member.name, outcome.run_id, outcome.metrics))
+            if not options.quiet:
+                _print_member(spec, member.name, outcome.metrics)
+            if on_member_end is not None:
+                on_member_end(member.index, outcome.metrics)
+        keys = sorted(set.intersection(*(set(o.metrics) for o in outcomes)))
+        summary = {key: summarize([o.metrics[key] for o in outcomes]) for key in keys}
+        result = CVOutcome(parent.run_id, outcomes, summary, mode, reason)
+        parent.log_metrics({k: v for k, v in result.metrics.items() if math.isfinite(v)})
+        with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
+            for path in _write_tables(Path(scratch), resolved_text, result):
+                parent.log_artifact(path)
+    except BaseException as error:
+        if not isinstance(error, KeyboardInterrupt):
+            parent.set_tags({"specrun.error": f"{type(error).__name__}: {error}"[:5000]})
+        parent.end("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    parent.end("FINISHED")
+    return result
+
+
+def _print_member(spec: Spec, name: str, metrics: dict[str, float]) -> None:
+    # One line per member instead of every member's per-epoch progress.
+    import sys
+
+    keys = ["test/loss"] + [f"test/{m}" for m in spec.metric_names()]
+    shown = "  ".join(f"{k} {metrics[k]:.4f}" for k in keys if k in metrics)
+    print(f"[{spec.name}] {name}: {shown}", file=sys.stderr)
+
+
+def _replay(trained: tuple[RunResult, dict[str, Any]]) -> Callable[[Any, Any], RunResult]:
+    """A trainer for :func:`experiment.run` that hands in a result trained in the batch:
+    the weights go into the run's model, the epochs to its reporters (MLflow, progress)."""
+
+    result, state = trained
+
+    def trainer(pipeline: Any, reporter: Any) -> RunResult:
+        pipeline.model.load_state_dict(state)
+        for epoch, metrics in enumerate(result.history, start=1):
+            reporter.epoch_end(epoch, metrics)
+        return result
+
+    return trainer
+
+
+def _write_tables(folder: Path, resolved_text: str, outcome: CVOutcome) -> list[Path]:
+    """``folds.csv`` and ``folds.json`` (one row per member), ``metrics.json`` (the summary)."""
+    keys = sorted({k for m in outcome.members for k in m.metrics})
+    rows = [{"member": m.name, "index": m.index, "run_id": m.run_id or "", **m.metrics} for m in outcome.members]
+    with open(folder / "folds.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["member", "index", "run_id", *keys])
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / "folds.json").write_text(json.dumps(rows, indent=2))
+    summary = {k: vars(s) for k, s in outcome.summary.items()}
+    (folder / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    (folder / "spec.resolved.yaml").write_text(resolved_text)
+    return [folder / name for name in ("folds.csv", "folds.json", "metrics.json", "spec.resolved.yaml")]

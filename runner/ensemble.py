@@ -1,0 +1,263 @@
+"""Fold-parallel training: several members (folds, seeds) of one architecture trained at once.
+
+The members' parameters are stacked (``torch.func.stack_module_state``) and one step runs
+every member's forward through ``torch.func.vmap``; the loss is the sum of the members'
+losses, so each member's gradient is its own. An elementwise optimizer (SGD, Adam, AdamW,
+RMSprop, Adagrad) over the stacked tensors then updates each member exactly as its own
+optimizer would. Everything else follows :func:`runner.train.train_one`: the same shuffle
+order per member (from its seed), batches, clipping (per member), schedule, early stopping
+and evaluation; per member the result equals sequential training within float tolerance.
+
+Whatever cannot be batched that way (running statistics of batch norm, dropout's random
+masks, closure optimizers, gradient accumulation, ...) falls back to sequential training,
+and :func:`try_batched` says why.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Iterator, Optional
+
+import torch
+from torch import nn
+
+import registry
+from runner import determinism, distributed
+from runner.batches import sizes
+from runner.build import Pipeline, build
+from runner.spec.schema import Spec
+from runner.train import NonFiniteLoss, RunResult, _EarlyStopping, _maximize, evaluate
+
+if TYPE_CHECKING:
+    from runner.cv import Member
+
+Trained = dict[int, tuple[RunResult, dict[str, torch.Tensor]]]
+_ELEMENTWISE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad)
+
+
+def spec_reason(spec: Spec) -> Optional[str]:
+    """Why settings of ``spec`` rule out batched training; None when none do."""
+    train = spec.train
+    if train.accumulate > 1:
+        return "gradient accumulation (train.accumulate > 1) is not batched"
+    if train.precision != "fp32":
+        return f"precision {train.precision} is not batched"
+    if train.compile:
+        return "torch.compile (train.compile) is not combined with vmap"
+    if train.loader == "dataloader":
+        return "the DataLoader path (train.loader: dataloader) is not batched"
+    if distributed.world_size() > 1:
+        return "data-parallel runs (--nproc) are not batched"
+    return None
+
+
+def pipeline_reason(pipelines: list[Pipeline]) -> Optional[str]:
+    """Why these built pipelines cannot train as one batch; None when they can."""
+    first = pipelines[0]
+    if hasattr(first.model, "fit_closed_form"):
+        return "the model is solved in closed form, not trained by steps"
+    if hasattr(first.penalty, "after_step"):
+        return "a constraint regularizer (decoupled decay, max-norm) acts on each member's weights between steps"
+    for name, _ in first.model.named_buffers():
+        return f"the model has buffer {name!r} (e.g. batch norm running statistics), which vmap cannot update per member"
+    for name, module in first.model.named_modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
+            return f"dropout ({name}) draws its masks from one random stream; batched, the masks would differ from sequential training"
+    if type(first.optimizer) not in _ELEMENTWISE:
+        return f"the optimizer {type(first.optimizer).__name__} is not an elementwise update of the stacked parameters"
+    shapes = [[tuple(p.shape) for p in pl.model.parameters()] for pl in pipelines]
+    if any(s != shapes[0] for s in shapes):
+        return "the members' models differ in shape"
+    if len({pl.steps_per_epoch for pl in pipelines}) > 1:
+        return "the members take different numbers of steps per epoch"
+    if len({pl.batch_size for pl in pipelines}) > 1 and first.steps_per_epoch > 1:
+        return "the members' batch sizes differ"
+    return None
+
+
+def try_batched(members: list["Member"], device: Optional[str]) -> tuple[str, str, Optional[Trained]]:
+    """Train ``members`` at once when they allow it: ``(mode, reason, results)`` where mode is
+    "batched" (results per member index) or "sequential" (results None, reason says why)."""
+    spec = members[0].spec
+    reason = spec_reason(spec)
+    if reason is not None:
+        return "sequential", reason, None
+    determinism.set_reproducibility(spec.reproducibility)
+    place = determinism.resolve_device(device or spec.device)
+    pipelines = []
+    for member in members:
+        determinism.seed_everything(member.spec.seed)  # each member starts as its own run would
+        pipelines.append(build(member.spec, member.data(), place))
+    reason = pipeline_reason(pipelines)
+    if reason is not None:
+        return "sequential", reason, None
+    try:
+        results = train_batched(pipelines, spec, [m.spec.seed for m in members])
+    except NonFiniteLoss:
+        raise
+    except (RuntimeError, NotImplementedError) as error:  # an op vmap cannot batch
+        return "sequential", f"batched training failed ({type(error).__name__}: {error}); trained one by one", None
+    trained = {m.index: r for m, r in zip(members, results)}
+    return "batched", f"{len(members)} members of one architecture trained at once (torch.func.vmap) on {place.type}", trained
+
+
+class _Slices:
+    """Each member's view of the stacked parameters, for a penalty that walks ``parameters()``."""
+
+    def __init__(self, stacked: list[torch.Tensor], members: int) -> None:
+        self.stacked, self.members = stacked, members
+
+    def parameters(self) -> Iterator[torch.Tensor]:
+        for f in range(self.members):
+            for p in self.stacked:
+                yield p[f]
+
+
+def _clip_norm(grads: list[torch.Tensor], max_norm: float) -> None:
+    # Per member, as clip_grad_norm_ does for one model: scale by max_norm / (norm + 1e-6), at most 1.
+    norms = torch.stack([g.flatten(1).square().sum(1) for g in grads]).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.ndim - 1))))
+
+
+def _stack_rows(parts: list[torch.Tensor]) -> torch.Tensor:
+    # Members may differ by a few rows; pad to the longest (padding is never indexed).
+    longest = max(len(p) for p in parts)
+    out = parts[0].new_zeros((len(parts), longest, *parts[0].shape[1:]))
+    for f, p in enumerate(parts):
+        out[f, : len(p)] = p
+    return out
+
+
+def train_batched(pipelines: list[Pipeline], spec: Spec, seeds: list[int]) -> list[tuple[RunResult, dict[str, torch.Tensor]]]:
+    """Train every pipeline's model at once; per member, what :func:`train_one` would return
+    (and the final weights)."""
+    settings = spec.train
+    k, base, head, device = len(pipelines), pipelines[0].model, pipelines[0].head, pipelines[0].device
+    # 1) Stacked parameters with one optimizer and schedule for all members.
+    params, _ = torch.func.stack_module_state([p.model for p in pipelines])
+    names = list(params)
+    stacked = [params[n] for n in names]
+    optimizer = registry.OPTIMIZERS.get(spec.optimizer.type).builder(spec.optimizer, stacked)
+    scheduler, interval = None, "epoch"
+    if spec.scheduler is not None:
+        scheduler, interval = registry.SCHEDULERS.get(spec.scheduler.type).builder(
+            spec.scheduler, optimizer, settings.epochs, pipelines[0].steps_per_epoch
+        )
+
+    def forward(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(base, p, (x,))
+
+    batched_forward = torch.func.vmap(forward)
+    batched_head = torch.func.vmap(head)
+    shim = _Slices(stacked, k)
+
+    # 2) Each member's rows in one padded tensor; its own shuffle generator, as in train_one.
+    x_all = _stack_rows([p.train.x for p in pipelines])
+    y_all = _stack_rows([p.train.y for p in pipelines])
+    n_rows = [len(p.train) for p in pipelines]
+    batch = max(p.batch_size for p in pipelines)
+    steps = pipelines[0].steps_per_epoch
+    counts = torch.tensor([sizes(n, p.batch_size) for n, p in zip(n_rows, pipelines)], dtype=torch.float32)  # (k, steps)
+    full = (counts == batch).all(0).tolist()
+    counts_dev = counts.to(device)
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    members = torch.arange(k, device=device)[:, None]
+
+    stopping: list[Optional[_EarlyStopping]] = []
+    for p in pipelines:
+        es = settings.early_stopping
+        stopping.append(None if es is None else _EarlyStopping(es.monitor, es.patience, es.min_delta, _maximize(es.monitor, p, es.mode)))
+    best: list[Optional[dict[str, torch.Tensor]]] = [None] * k
+    history: list[list[dict[str, float]]] = [[] for _ in range(k)]
+    active = [True] * k
+    last_epoch = [0] * k
+
+    base.train()
+    for epoch in range(1, settings.epochs + 1):
+        # 3) This epoch's batches of every member as one (k, steps, batch) index tensor.
+        index = torch.zeros((k, steps * batch), dtype=torch.int64)
+        for f, n in enumerate(n_rows):
+            order = torch.randperm(n, generator=generators[f]) if settings.shuffle else torch.arange(n)
+            index[f, :n] = order  # chunk s of the row is the member's batch s (padding unused)
+        index = index.view(k, steps, batch).to(device)
+        loss_sum = torch.zeros(k, device=device)
+        losses_per_step = []
+        for s in range(steps):
+            rows = index[:, s]
+            x, y = x_all[members, rows], y_all[members, rows]
+            outputs = batched_forward(params, x).float()
+            if full[s]:
+                losses = batched_head(outputs, y)
+            else:  # a shorter last batch: each member's loss over its own rows only
+                c = counts[:, s].long().tolist()
+                losses = torch.stack([head(outputs[f, : c[f]], y[f, : c[f]]) for f in range(k)])
+            objective = losses.sum()
+            if pipelines[0].penalty is not None:
+                objective = objective + pipelines[0].penalty(shim)  # type: ignore[arg-type]
+            objective.backward()
+            if settings.grad_clip is not None:
+                grads = [p.grad for p in stacked if p.grad is not None]
+                if settings.grad_clip.norm is not None:
+                    _clip_norm(grads, settings.grad_clip.norm)
+                else:
+                    torch.nn.utils.clip_grad_value_(stacked, settings.grad_clip.value)  # type: ignore[arg-type]
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if scheduler is not None and interval == "step":
+                scheduler.step()  # type: ignore[attr-defined]
+            losses = losses.detach()
+            losses_per_step.append(losses)
+            loss_sum += losses * counts_dev[:, s]
+
+        # 4) Non-finite losses or weights of a member still training stop the run, as in train_one.
+        finite = torch.isfinite(torch.stack(losses_per_step)).all(0).tolist()
+        weights_finite = torch.stack([p.isfinite().flatten(1).all(1) for p in stacked]).all(0).tolist()
+        for f in range(k):
+            if active[f] and not finite[f]:
+                bad = int((~torch.isfinite(torch.stack(losses_per_step)[:, f])).nonzero()[0]) + 1
+                raise NonFiniteLoss(epoch, bad, f"training loss of member {f}")
+            if active[f] and not weights_finite[f]:
+                raise NonFiniteLoss(epoch, steps, f"weights of member {f}")
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None and interval == "epoch":
+            scheduler.step()  # type: ignore[attr-defined]
+
+        # 5) Each member still training gets its weights back into its own model for evaluation.
+        train_loss = loss_sum.tolist()
+        for f, pipeline in enumerate(pipelines):
+            if not active[f]:
+                continue
+            with torch.no_grad():
+                for name, p in pipeline.model.named_parameters():
+                    p.copy_(params[name][f])
+            metrics = {"train/loss": train_loss[f] / n_rows[f], "lr": float(lr)}
+            if pipeline.val is not None:
+                metrics |= evaluate(pipeline, pipeline.val, "val")
+            history[f].append(metrics)
+            last_epoch[f] = epoch
+            stop = stopping[f]
+            if stop is not None and stop.improved(epoch, metrics):
+                best[f] = copy.deepcopy(pipeline.model.state_dict())
+            if stop is not None and stop.should_stop:
+                active[f] = False
+        base.train()  # evaluation of member 0 used the base module
+        if not any(active):
+            break
+
+    # 6) Best weights when asked, then the test part, per member.
+    out = []
+    for f, pipeline in enumerate(pipelines):
+        stop, epoch = stopping[f], last_epoch[f]
+        stopped_early = stop is not None and stop.should_stop and epoch < settings.epochs
+        weights_epoch = epoch
+        es = settings.early_stopping
+        if stop is not None and es is not None and es.restore_best and best[f]:
+            pipeline.model.load_state_dict(best[f])  # type: ignore[arg-type]
+            weights_epoch = stop.best_epoch or epoch
+        test = evaluate(pipeline, pipeline.test, "test")
+        result = RunResult(epoch, None if stop is None else stop.best_epoch, weights_epoch, stopped_early, test, history[f])
+        out.append((result, copy.deepcopy(pipeline.model.state_dict())))
+    return out
+

@@ -1,0 +1,136 @@
+"""``runner search``: open the study, make sure it has its MLflow parent run, run workers,
+then write best.yaml and show the top trials."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from runner.experiment import RunOptions
+from runner.search import best, storage as storages, view
+from runner.search.objective import Context
+from runner.search.study import directions_of, metrics_of, open_study
+from runner.search.worker import work
+from runner.spec.load import load_source
+from runner.spec.schema import Spec
+from runner.tracking import MlflowTracker, fail_running, flatten, tracking_uri
+
+PARENT_ATTR = "mlflow_parent_run_id"
+
+
+@dataclass
+class SearchArgs:
+    spec_file: Path
+    sets: list[str] = field(default_factory=list)
+    n_trials: Optional[int] = None
+    timeout: Optional[float] = None
+    study: Optional[str] = None
+    storage: Optional[str] = None
+    workers: int = 1
+    tracking_uri: Optional[str] = None
+    best_out: Optional[Path] = None
+    #: Set in the processes ``--workers`` starts: run trials only (no display, no best.yaml).
+    worker_index: Optional[int] = None
+
+
+@dataclass
+class Prepared:
+    spec: Spec
+    url: storages.StorageUrl
+    study: optuna.Study
+    context: Context
+    uri: str
+
+
+def prepare(args: SearchArgs, spec: Spec) -> Prepared:
+    """Open (or create) the study and its MLflow parent run."""
+    assert spec.search is not None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storages.parse(args.storage, args.spec_file, args.workers)
+    name = args.study or spec.name
+    uri = tracking_uri(args.tracking_uri, spec.tracking.uri)
+    experiment = spec.tracking.experiment or spec.name
+
+    def end_dead_run(trial: FrozenTrial) -> None:
+        reason = f"the worker of trial {trial.number} stopped beating; the trial is retried"
+        fail_running(uri, experiment, {"specrun.study": name, "specrun.trial": str(trial.number)}, reason)
+
+    # Workers must not draw the same numbers: `--workers` seeds each with spec.seed + its
+    # index; workers on many machines (an explicit --storage) are not seeded.
+    seed = spec.seed + args.worker_index if args.worker_index is not None else (None if args.storage else spec.seed)
+    # One worker at a time creates the tables (Optuna's, and MLflow's when they share the
+    # database), the study and its parent run; workers started together would race.
+    with storages.lock(url, "setup"):
+        storage = storages.open_storage(url, end_dead_run)
+        study = open_study(spec, name, storage, seed)
+        parent = study.user_attrs.get(PARENT_ATTR)
+        if parent is None:
+            tracker = MlflowTracker(uri, experiment, run_name=name, tags={"specrun.study": name, "specrun.storage": url.public})
+            tracker.log_params(flatten({"search": spec.search.model_dump(mode="json", exclude_none=True)}))
+            parent = tracker.run_id
+            study.set_user_attr(PARENT_ATTR, parent)
+    options = RunOptions(tracking_uri=uri, experiment=experiment, spec_file=args.spec_file)
+    written = load_source(args.spec_file, args.sets).data
+    return Prepared(spec, url, study, Context(spec, name, options, parent, written), uri)
+
+
+def _worker_argv(args: SearchArgs, index: int, url: storages.StorageUrl) -> list[str]:
+    argv = [sys.executable, "-m", "runner", "search", str(args.spec_file), "--storage", str(url), "--worker-index", str(index)]
+    for assignment in args.sets:
+        argv += ["--set", assignment]
+    argv += ["--study", args.study or "", "--tracking-uri", args.tracking_uri or ""]
+    for flag, value in (("--n-trials", args.n_trials), ("--timeout", args.timeout)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _run_workers(args: SearchArgs, prepared: Prepared, live: view.LiveTrials) -> int:
+    """``--workers N``: N processes on this machine, this one only watches."""
+    sub = SearchArgs(**{**args.__dict__, "study": prepared.study.study_name, "tracking_uri": prepared.uri})
+    procs = [subprocess.Popen(_worker_argv(sub, i, prepared.url)) for i in range(args.workers)]
+    while any(p.poll() is None for p in procs):
+        live.refresh(prepared.study)
+        time.sleep(1)
+    live.refresh(prepared.study)
+    return max(p.returncode for p in procs)
+
+
+def search(args: SearchArgs, spec: Spec) -> int:
+    """Run the study; exit status 0 when it finished, 1 when a worker failed."""
+    assert spec.search is not None
+    prepared = prepare(args, spec)
+    n_trials = args.n_trials or spec.search.n_trials
+    timeout = args.timeout or spec.search.timeout
+    if args.worker_index is not None:
+        work(prepared.study, prepared.url, prepared.context, n_trials, timeout)
+        return 0
+    metrics, directions = metrics_of(spec.search), directions_of(spec.search)
+    with view.LiveTrials(metrics) as live:
+        if args.workers > 1:
+            status = _run_workers(args, prepared, live)
+        else:
+            work(prepared.study, prepared.url, prepared.context, n_trials, timeout, live.refresh)
+            status = 0
+    console = live.console
+    console.print(view.top_table(prepared.study, metrics, directions))
+    winner = best.best_trial(prepared.study, spec)
+    if winner is None:
+        console.print("no trial completed; no best.yaml written")
+        return 1
+    previous = prepared.study.user_attrs.get("best_run_id")
+    path = best.write_best(prepared.context, args.spec_file, winner, args.best_out)
+    best.record(prepared.uri, prepared.context.parent_run_id, winner, path, previous)
+    if winner.user_attrs.get("mlflow_run_id"):
+        prepared.study.set_user_attr("best_run_id", winner.user_attrs["mlflow_run_id"])
+    console.print(f"best: trial {winner.number} {winner.values} -> {path}  (retrain: runner run {path})")
+    dashboard = prepared.url.target if prepared.url.kind == "journal" else prepared.url.public
+    console.print(f"dashboard: optuna-dashboard {dashboard}")
+    return status

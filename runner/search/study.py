@@ -1,0 +1,77 @@
+"""The spec's sampler and pruner as Optuna objects, and the study they drive."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from runner.search.space import grid
+from runner.spec.schema import Spec
+from runner.spec.search_space import PrunerSpec, SearchSpec
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def metrics_of(search: SearchSpec) -> list[str]:
+    return search.metric if isinstance(search.metric, list) else [search.metric]
+
+
+def directions_of(search: SearchSpec) -> list[str]:
+    return search.direction if isinstance(search.direction, list) else [search.direction]
+
+
+def make_sampler(search: SearchSpec, seed: Optional[int]) -> "optuna.samplers.BaseSampler":
+    """``tpe``, ``random``, ``grid``, ``cmaes``, ``qmc`` or ``nsga2``, seeded for a
+    reproducible single-worker study."""
+    import optuna
+
+    samplers = optuna.samplers
+    if search.sampler == "tpe":
+        return samplers.TPESampler(seed=seed)
+    if search.sampler == "random":
+        return samplers.RandomSampler(seed=seed)
+    if search.sampler == "grid":
+        return samplers.GridSampler(grid(search), seed=seed)
+    if search.sampler == "cmaes":
+        return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if search.sampler == "qmc":
+        return samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    return samplers.NSGAIISampler(seed=seed)
+
+
+def make_pruner(pruner: PrunerSpec, epochs: int) -> "optuna.pruners.BasePruner":
+    """Fed with the per-epoch validation metric (or, for k-fold specs, per-fold scores)."""
+    import optuna
+
+    pruners = optuna.pruners
+    if pruner.type == "median":
+        return pruners.MedianPruner(n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_epochs)
+    if pruner.type == "percentile":
+        return pruners.PercentilePruner(
+            pruner.percentile, n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_epochs
+        )
+    if pruner.type == "hyperband":
+        return pruners.HyperbandPruner(min_resource=max(1, pruner.warmup_epochs), max_resource=epochs)
+    if pruner.type == "successive_halving":
+        return pruners.SuccessiveHalvingPruner(min_resource=max(1, pruner.warmup_epochs))
+    if pruner.type == "wilcoxon":
+        return pruners.WilcoxonPruner(n_startup_steps=pruner.warmup_epochs)
+    return pruners.NopPruner()
+
+
+def open_study(
+    spec: Spec, name: str, storage: "optuna.storages.BaseStorage", seed: Optional[int]
+) -> "optuna.Study":
+    """Create the study, or load it when it exists (``--study NAME`` resumes by name)."""
+    import optuna
+
+    assert spec.search is not None
+    directions = directions_of(spec.search)
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(spec.search, seed),
+        pruner=make_pruner(spec.search.pruner, spec.train.epochs),
+        directions=directions,
+        load_if_exists=True,
+    )

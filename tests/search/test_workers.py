@@ -1,0 +1,96 @@
+"""Parallel workers: four processes on one journal file, and worker processes on many
+machines sharing one PostgreSQL study, one of them killed mid-trial."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from tests.search.conftest import popen_runner, runner, search_spec
+
+pytestmark = pytest.mark.slow
+
+
+def _finished_runs(uri: str) -> dict[int, object]:
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("tinysearch")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return {int(r.data.tags["specrun.trial"]): r for r in runs if "specrun.trial" in r.data.tags and r.info.status == "FINISHED"}
+
+
+def test_four_workers_share_the_journal_file(workdir: Path, write_spec, migrated_tracking_uri: str) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec(search_spec(epochs=2))
+    done = runner("search", str(spec), "--workers", "4", "--n-trials", "6", "--tracking-uri", migrated_tracking_uri, cwd=workdir)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(workdir / "studies" / "spec.journal")))
+    study = optuna.load_study(study_name="tinysearch", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6, done.stderr
+    runs = _finished_runs(migrated_tracking_uri)
+    assert sorted(runs) == list(range(6))
+    assert spec.with_name("spec.best.yaml").exists()
+
+
+def test_sqlite_storage_refuses_parallel_workers(workdir: Path, write_spec) -> None:  # type: ignore[no-untyped-def]
+    spec = write_spec(search_spec())
+    done = runner("search", str(spec), "--workers", "2", "--storage", "sqlite:///study.db", cwd=workdir, check=False)
+    assert done.returncode == 2 and "SQLite locks up under parallel writers" in done.stderr
+
+
+@pytest.mark.postgres
+def test_two_workers_share_one_postgresql_study(workdir: Path, write_spec, pg_urls: tuple[str, str]) -> None:  # type: ignore[no-untyped-def]
+    storage, mlflow_db = pg_urls
+    spec = write_spec(search_spec(epochs=2))
+    args = ["search", str(spec), "--storage", storage, "--study", "shared", "--n-trials", "5", "--tracking-uri", mlflow_db]
+    workers = [popen_runner(*args, cwd=workdir) for _ in range(2)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    study = optuna.load_study(study_name="shared", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
+    assert sorted(_finished_runs(mlflow_db)) == list(range(5))
+    ran = [sum(line.startswith("trial ") for line in out.splitlines()) for out in outputs]
+    assert all(ran), f"both workers should have run trials: {outputs}"
+
+
+@pytest.mark.postgres
+def test_a_killed_worker_trial_is_failed_and_retried(workdir: Path, write_spec, pg_urls: tuple[str, str]) -> None:  # type: ignore[no-untyped-def]
+    # Trials long enough (a few seconds) to be killed in the middle of one.
+    spec = write_spec(search_spec(epochs=150).replace("batch_size: 64", "batch_size: 16"))
+    fast = write_spec(search_spec(epochs=2), name="fast.yaml")
+    storage, mlflow_db = pg_urls
+    args = ["--storage", storage, "--study", "killed", "--n-trials", "3", "--tracking-uri", mlflow_db]
+    victim = popen_runner("search", str(spec), *args, cwd=workdir)
+    client = MlflowClient(tracking_uri=mlflow_db)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:  # until a trial's run is training
+        time.sleep(0.5)
+        experiment = client.get_experiment_by_name("tinysearch")
+        query = "tags.`specrun.trial` = '0' and attributes.status = 'RUNNING'"
+        if experiment is not None and client.search_runs([experiment.experiment_id], query):
+            break
+    time.sleep(1.0)
+    assert victim.poll() is None, "the trial ended before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    # The survivor runs the same study (the fast spec only shortens its own trials).
+    done = runner("search", str(fast), *args, cwd=workdir)
+
+    trials = optuna.load_study(study_name="killed", storage=storage).get_trials()
+    dead = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(dead) == 1, done.stderr
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == dead[0].number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == dead[0].params
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3
+    runs = _finished_runs(mlflow_db)
+    assert sorted(runs) == sorted(t.number for t in complete)
+    for trial in complete:
+        assert runs[trial.number].info.run_id == trial.user_attrs["mlflow_run_id"]
+    # The dead worker's MLflow run is not left RUNNING.
+    experiment = client.get_experiment_by_name("tinysearch")
+    [dead_run] = client.search_runs([experiment.experiment_id], f"tags.`specrun.trial` = '{dead[0].number}'")
+    assert dead_run.info.status == "FAILED"

@@ -1,0 +1,208 @@
+"""Cross-validation and multi-seed runs: parent/child MLflow runs, summaries, no leakage,
+and fold-parallel training that matches sequential training."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from scipy import stats
+
+from runner.cli import main
+from runner.cv import run_cv, summarize
+from runner.data import folds_of, load, prepare_rows
+from runner.experiment import RunOptions
+from runner.spec import load_spec
+
+CV_SPEC = """\
+name: cv-tiny
+seed: 2
+data:
+  dataset: wine
+  transforms: [standardize]
+  split: {{folds: {folds}, val: 0.15, stratify: true}}
+model: {{type: mlp, hidden: [6]{model}}}
+loss: cross_entropy
+regularizer: {{l2: 1.0e-4}}
+optimizer: {{type: adam, lr: 0.02}}
+scheduler: {{type: onecycle, max_lr: 0.03}}
+train: {{epochs: 4, batch_size: 32, grad_clip: {{norm: 1.0}}, early_stopping: {{monitor: val/loss, patience: 2}}}}
+metrics: [accuracy]
+"""
+
+
+def cv_spec(write_spec: Callable[..., Path], folds: str = "{type: stratified_kfold, k: 3}", model: str = "") -> Path:
+    return write_spec(CV_SPEC.format(folds=folds, model=model))
+
+
+def runs_of(uri: str) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def test_summary_is_mean_std_and_student_t_interval() -> None:
+    values = [0.91, 0.94, 0.89, 0.95, 0.93]
+    s = summarize(values)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert s.mean == pytest.approx(np.mean(values)) and s.std == pytest.approx(np.std(values, ddof=1))
+    assert (s.low, s.high) == (pytest.approx(low), pytest.approx(high)) and s.n == 5
+    assert math.isnan(summarize([0.5]).std)
+
+
+def test_preprocessing_is_fitted_inside_each_fold(write_spec: Callable[..., Path]) -> None:
+    spec = load_spec(cv_spec(write_spec))
+    loaded = load(spec)
+    x = loaded.table.x.astype(np.float64)
+    for fold in folds_of(spec, loaded):
+        data = prepare_rows(spec, loaded, fold.train, fold.val, fold.test)
+        mean, std = x[fold.train].mean(0), x[fold.train].std(0)
+        # Statistics come from the fold's training rows only: held-out rows do not move them.
+        np.testing.assert_allclose(data.test.x, (x[fold.test] - mean) / std, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(data.train.x.mean(0), 0, atol=1e-5)
+        assert not np.allclose(data.test.x.mean(0), 0, atol=1e-3)
+        assert not set(fold.test) & set(fold.train) and not set(fold.test) & set(fold.val)
+
+
+@pytest.mark.slow
+def test_kfold_run_is_a_parent_with_one_child_per_fold(
+    workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str
+) -> None:
+    out = workdir / "cv.json"
+    code = main(["run", str(cv_spec(write_spec)), "--tracking-uri", migrated_tracking_uri, "--metrics-out", str(out)])
+    assert code == 0
+    runs = runs_of(migrated_tracking_uri)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and len(runs) == 4
+    parent = parents[0]
+    children = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id), key=lambda r: r.info.run_name)
+    assert [c.info.run_name for c in children] == ["fold-0", "fold-1", "fold-2"]
+    assert all(c.info.status == "FINISHED" for c in runs)
+    accuracies = [c.data.metrics["test/accuracy"] for c in children]
+    s = summarize(accuracies)
+    metrics = parent.data.metrics
+    assert metrics["test/accuracy_mean"] == pytest.approx(s.mean)
+    assert metrics["test/accuracy_std"] == pytest.approx(s.std)
+    assert (metrics["test/accuracy_ci95_low"], metrics["test/accuracy_ci95_high"]) == (pytest.approx(s.low), pytest.approx(s.high))
+    assert parent.data.tags["specrun.cv.scheme"] == "stratified_kfold" and parent.data.tags["specrun.cv.mode"] == "batched"
+    assert "vmap" in parent.data.tags["specrun.cv.mode_reason"]
+    assert json.loads(out.read_text())["test/accuracy_mean"] == pytest.approx(s.mean)
+
+    client = MlflowClient(tracking_uri=migrated_tracking_uri)
+    table = Path(client.download_artifacts(parent.info.run_id, "folds.csv", str(workdir)))
+    rows = list(csv.DictReader(table.open()))
+    assert [float(r["test/accuracy"]) for r in rows] == pytest.approx(accuracies)
+    assert {r["run_id"] for r in rows} == {c.info.run_id for c in children}
+    # Each child is a full run: per-epoch history and its weights.
+    assert len(client.get_metric_history(children[0].info.run_id, "val/loss")) >= 2
+    assert "model" in {a.path for a in client.list_artifacts(children[0].info.run_id)}
+
+
+def test_fold_parallel_matches_sequential(write_spec: Callable[..., Path]) -> None:
+    torch.set_num_threads(1)
+    spec = load_spec(cv_spec(write_spec, folds="{type: kfold, k: 4}"))
+    batched = run_cv(spec, RunOptions(track=False, quiet=True))
+    again = run_cv(spec, RunOptions(track=False, quiet=True))
+    sequential = run_cv(spec, RunOptions(track=False, quiet=True), parallel=False)
+    assert (batched.mode, sequential.mode) == ("batched", "sequential")
+    for b, a, s in zip(batched.members, again.members, sequential.members):
+        assert b.metrics == a.metrics  # batched training is itself bit-reproducible on CPU
+        assert b.metrics.keys() == s.metrics.keys()
+        for key in s.metrics:
+            assert b.metrics[key] == pytest.approx(s.metrics[key], rel=1e-4, abs=1e-5), key
+
+
+def test_unbatchable_model_falls_back_to_sequential_and_says_why(
+    workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str
+) -> None:
+    spec = load_spec(cv_spec(write_spec, folds="2", model=", dropout: 0.2"))
+    outcome = run_cv(spec, RunOptions(tracking_uri=migrated_tracking_uri, quiet=True))
+    assert outcome.mode == "sequential" and "dropout" in outcome.mode_reason
+    parent = MlflowClient(tracking_uri=migrated_tracking_uri).get_run(outcome.run_id)
+    assert parent.data.tags["specrun.cv.mode"] == "sequential" and "dropout" in parent.data.tags["specrun.cv.mode_reason"]
+
+
+def test_on_fold_end_can_stop_the_run(write_spec: Callable[..., Path], migrated_tracking_uri: str) -> None:
+    seen = []
+
+    def prune(index: int, metrics: dict[str, float]) -> None:
+        seen.append((index, metrics["test/accuracy"]))
+        raise RuntimeError("pruned")
+
+    spec = load_spec(cv_spec(write_spec))
+    with pytest.raises(RuntimeError, match="pruned"):
+        run_cv(spec, RunOptions(tracking_uri=migrated_tracking_uri, quiet=True), on_fold_end=prune, parallel=False)
+    runs = runs_of(migrated_tracking_uri)
+    assert len(seen) == 1 and len(runs) == 2
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.status == "FAILED" and "pruned" in parent.data.tags["specrun.error"]
+
+
+@pytest.mark.slow
+def test_seeds_give_a_parent_with_mean_and_spread(
+    workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str
+) -> None:
+    spec = write_spec(CV_SPEC.format(folds="2", model="").replace("folds: 2, ", "test: 0.3, "))
+    out = workdir / "seeds.json"
+    assert main(["run", str(spec), "--seeds", "3", "--tracking-uri", migrated_tracking_uri, "--metrics-out", str(out)]) == 0
+    runs = runs_of(migrated_tracking_uri)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(c.data.params["seed"] for c in children) == ["2", "3", "4"]
+    assert parent.data.tags["specrun.seeds"] == "3" and parent.data.tags["specrun.cv.mode"] == "batched"
+    accuracies = [c.data.metrics["test/accuracy"] for c in children]
+    assert json.loads(out.read_text())["test/accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1))
+
+
+@pytest.mark.slow
+def test_leave_one_out_and_group_kfold_from_a_file(workdir: Path, write_spec: Callable[..., Path]) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 2))
+    lines = ["a,b,patient,label"] + [f"{a:.4f},{b:.4f},p{i // 3},{int(a + b > 0)}" for i, (a, b) in enumerate(x)]
+    (workdir / "t.csv").write_text("\n".join(lines) + "\n")
+    base = """\
+        name: files
+        data:
+          dataset: {path: t.csv, target: label, groups: patient}
+          split: {folds: FOLDS}
+        model: {type: mlp, hidden: [3]}
+        loss: cross_entropy
+        optimizer: {type: sgd, lr: 0.1}
+        train: {epochs: 2, batch_size: 4}
+        metrics: [accuracy]
+        """
+    loo = run_cv(load_spec(write_spec(base.replace("FOLDS", "leave_one_out"))), RunOptions(track=False, quiet=True))
+    assert len(loo.members) == 12 and loo.summary["test/accuracy"].n == 12
+    assert all(m.metrics["test/accuracy"] in (0.0, 1.0) for m in loo.members)
+    spec = load_spec(write_spec(base.replace("FOLDS", "{type: group_kfold, k: 4}")))
+    assert spec.data.dataset.groups == "patient"
+    loaded = load(spec)
+    assert loaded.table.x.shape == (12, 2)  # the group column is not a feature
+    groups = loaded.table.groups
+    for fold in folds_of(spec, loaded):
+        assert len(set(groups[fold.test])) == 1 and not set(groups[fold.test]) & set(groups[fold.train])
+    assert len(run_cv(spec, RunOptions(track=False, quiet=True)).members) == 4
+
+
+@pytest.mark.slow
+def test_nested_cv_picks_epochs_on_inner_folds(workdir: Path, write_spec: Callable[..., Path]) -> None:
+    text = CV_SPEC.format(folds="{type: stratified_kfold, k: 2}", model="").replace("val: 0.15, ", "inner: {type: kfold, k: 2}, ")
+    outcome = run_cv(load_spec(write_spec(text)), RunOptions(track=False, quiet=True))
+    assert outcome.mode == "sequential" and len(outcome.members) == 2
+    for member in outcome.members:
+        assert 1 <= member.metrics["epochs"] <= 4 and "best_epoch" not in member.metrics
+
+
+def test_impossible_folds_are_rejected_before_anything_is_logged(
+    workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(CV_SPEC.format(folds="{type: kfold, k: 500}", model=""))
+    assert main(["run", str(spec), "--tracking-uri", migrated_tracking_uri]) == 2
+    assert "cannot split 178 rows" in capsys.readouterr().err
+    assert runs_of(migrated_tracking_uri) == []
