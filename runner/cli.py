@@ -333,32 +333,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from runner.spec import SpecError, load_spec
+    from runner.lr_find import command
 
-    if not 0 < args.start < args.end or args.steps < 2 or args.divergence <= 1:
-        _error(f"need 0 < --start < --end, --steps >= 2 and --divergence > 1, but got {args.start=}, {args.end=}, {args.steps=}, {args.divergence=}")
-        return EXIT_INVALID
-    try:
-        spec = load_spec(args.spec, args.sets)
-    except SpecError as error:
-        print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
-        return EXIT_INVALID
-    from runner import lr_find
-    from runner.data import DataError
-    from runner.tracking import tracking_uri
-
-    try:
-        result = lr_find.range_test(spec, args.start, args.end, args.steps, args.divergence, device=args.device)
-    except DataError as error:
-        _error(f"{args.spec}: {error}")
-        return EXIT_INVALID
-    png = lr_find.plot(result, args.out, f"LR range test: {spec.name}")
-    critical = "did not diverge" if result.critical is None else f"diverged at {result.critical:.3g}"
-    print(f"{spec.name}: loss {critical}; suggested learning rate {result.suggestion_or_fallback():.3g}; plot: {png}")
-    if not args.no_track:
-        run_id = lr_find.log(result, spec, png, tracking_uri(args.tracking_uri, spec.tracking.uri), args.experiment)
-        print(f"logged as MLflow run {run_id}")
-    return 0
+    return command(
+        args.spec, args.sets, (args.start, args.end, args.steps, args.divergence), args.out,
+        args.device, None if args.no_track else args.tracking_uri or "", args.experiment,
+    )
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -10,9 +10,10 @@ loss, penalty and batches are used as they are.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -132,3 +133,36 @@ def log(result: RangeTest, spec: Spec, png: Path, uri: str, experiment: Optional
     tracker.log_artifact(png)
     tracker.end("FINISHED")
     return tracker.run_id
+
+
+def command(
+    spec_file: Path, sets: Sequence[str], sweep: tuple[float, float, int, float], out: Path,
+    device: Optional[str], uri: Optional[str], experiment: Optional[str],
+) -> int:
+    """``runner lr-find``: 0 done, 2 bad arguments, spec or data. ``sweep`` is (start, end,
+    steps, divergence); ``uri`` None means untracked, "" the default tracking URI."""
+    from runner.data import DataError
+    from runner.spec import SpecError, load_spec
+    from runner.tracking import tracking_uri
+
+    start, end, steps, divergence = sweep
+    if not (0 < start < end and steps >= 2 and divergence > 1):
+        print(f"runner: error: `0 < start < end`, `steps >= 2` and `divergence > 1` must hold, but got "
+              f"({start=}, {end=}, {steps=}, {divergence=})", file=sys.stderr)
+        return 2
+    try:
+        spec = load_spec(spec_file, sets)
+        result = range_test(spec, start, end, steps, divergence, device=device)
+    except SpecError as error:
+        print(f"{spec_file}: invalid\n{error.render()}", file=sys.stderr)
+        return 2
+    except DataError as error:
+        print(f"runner: error: {spec_file}: {error}", file=sys.stderr)
+        return 2
+    png = plot(result, out, f"LR range test: {spec.name}")
+    critical = "did not diverge" if result.critical is None else f"diverged at {result.critical:.3g}"
+    print(f"{spec.name}: loss {critical}; suggested learning rate {result.suggestion_or_fallback():.3g}; plot: {png}")
+    if uri is not None:
+        run_id = log(result, spec, png, tracking_uri(uri or None, spec.tracking.uri), experiment)
+        print(f"logged as MLflow run {run_id}")
+    return 0
