@@ -13,13 +13,17 @@ from registry._task import Task
 from registry.activations import ACTIVATIONS
 from registry.datasets import DATASETS, Table
 from registry import datasets_dvc  # noqa: F401  (registers the `dvc` dataset)
+from registry import datasets_synthetic  # noqa: F401  (registers the seeded generators)
 from registry import datasets_images, transforms_shape  # noqa: F401  (image datasets; flatten/reshape/one_hot)
 from registry.augmentations import AUGMENTATIONS
 from registry.layers import LAYERS
 from registry.inits import INITS
 from registry.losses import LOSSES
+from registry import losses_classical  # noqa: F401  (margin, likelihood and decomposed losses)
 from registry.metrics import METRICS
+from registry import metrics_classical  # noqa: F401  (more metrics; confusion matrix and ROC figures)
 from registry.models import MODELS
+from registry import models_linear  # noqa: F401  (glm, least squares, perceptron, ovr/ovo)
 from registry import models_ae, models_conv, models_seq  # noqa: F401  (cnn/vgg/resnet/sequential, rnn/.../transformer, autoencoders/vae/elbo)
 from registry.optimizers import OPTIMIZERS
 from registry.regularizers import REGULARIZERS

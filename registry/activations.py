@@ -98,3 +98,16 @@ def softmax(params: SoftmaxParams) -> nn.Module:
     from torch import nn
 
     return nn.Softmax(dim=params.dim)
+
+
+@ACTIVATIONS.register("step")
+def step(params: NoParams) -> nn.Module:
+    """Threshold step Theta(z) = 1 if z > 0 else 0, the TLU's activation (004:498-503); zero gradient."""
+    import torch
+    from torch import nn
+
+    class Step(nn.Module):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return (z > 0).to(z.dtype)
+
+    return Step()

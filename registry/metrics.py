@@ -25,8 +25,8 @@ class MetricParams(Params):
 
 
 class ClassificationParams(MetricParams):
-    average: Literal["macro", "micro", "weighted"] = Field(
-        "macro", description="How per-class scores combine for more than two classes (000:539)."
+    average: Literal["macro", "micro", "weighted", "none"] = Field(
+        "macro", description="How per-class scores combine for more than two classes (000:539); none: one per class."
     )
     threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold p0 for binary tasks (004:384).")
 

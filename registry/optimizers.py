@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Literal
 
 from pydantic import Field, model_validator
 
@@ -98,3 +98,77 @@ def adagrad(params: AdagradParams, parameters: Iterable[Any]) -> torch.optim.Opt
     import torch
 
     return torch.optim.Adagrad(parameters, **params.model_dump(exclude={"type"}))
+
+
+class GDParams(Params):
+    lr: float = Field(0.01, gt=0, description="Step size alpha (000:251; 004:311-320).")
+
+
+@OPTIMIZERS.register("gd", params=GDParams, full_batch=True)
+def gd(params: GDParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
+    """Full-batch gradient descent z <- z - alpha grad (000:251-255); needs ``batch_size: full``."""
+    import torch
+
+    return torch.optim.SGD(parameters, lr=params.lr)
+
+
+class MomentumParams(Params):
+    lr: float = Field(0.01, gt=0, description="Step size.")
+    momentum: float = Field(0.9, gt=0, lt=1, description="beta, the decay of the velocity (003 ch. 4).")
+    weight_decay: float = Field(0.0, ge=0, description="Coupled decay; prefer an explicit regularizer.")
+
+
+@OPTIMIZERS.register("momentum", params=MomentumParams)
+def momentum(params: MomentumParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
+    """Heavy-ball momentum v <- beta v + g, w <- w - alpha v (Polyak 1964; 003 ch. 4)."""
+    import torch
+
+    return torch.optim.SGD(parameters, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
+
+
+@OPTIMIZERS.register("nesterov", params=MomentumParams)
+def nesterov(params: MomentumParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
+    """Nesterov's accelerated gradient: momentum with a look-ahead gradient (003 ch. 4)."""
+    import torch
+
+    return torch.optim.SGD(
+        parameters, lr=params.lr, momentum=params.momentum, nesterov=True, weight_decay=params.weight_decay
+    )
+
+
+class NAdamParams(AdamParams):
+    lr: float = Field(2e-3, gt=0, description="Step size (PyTorch's default).")
+    momentum_decay: float = Field(4e-3, gt=0, description="psi of Dozat's momentum schedule.")
+    amsgrad: Literal[False] = Field(False, description="NAdam has no AMSGrad variant.")
+
+
+@OPTIMIZERS.register("nadam", params=NAdamParams)
+def nadam(params: NAdamParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
+    """Adam with Nesterov momentum (Dozat 2016; 003 ch. 4)."""
+    import torch
+
+    return torch.optim.NAdam(
+        parameters, lr=params.lr, betas=params.betas, eps=params.eps,
+        weight_decay=params.weight_decay, momentum_decay=params.momentum_decay,
+    )
+
+
+class LBFGSParams(Params):
+    lr: float = Field(1.0, gt=0, description="Step length multiplier (1 with a line search).")
+    max_iter: int = Field(20, ge=1, description="Iterations per optimizer step (per batch).")
+    history_size: int = Field(10, ge=1, description="Memory m: curvature pairs kept (003 ch. 4).")
+    line_search: Literal["strong_wolfe", "none"] = Field("strong_wolfe", description="Line search, or a fixed step.")
+    tolerance_grad: float = Field(1e-7, gt=0)
+    tolerance_change: float = Field(1e-9, gt=0)
+
+
+@OPTIMIZERS.register("lbfgs", params=LBFGSParams, closure=True)
+def lbfgs(params: LBFGSParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
+    """Limited-memory BFGS with a strong-Wolfe line search (Nocedal 1980; 003 ch. 4); the loop passes the closure."""
+    import torch
+
+    return torch.optim.LBFGS(
+        parameters, lr=params.lr, max_iter=params.max_iter, history_size=params.history_size,
+        line_search_fn=None if params.line_search == "none" else "strong_wolfe",
+        tolerance_grad=params.tolerance_grad, tolerance_change=params.tolerance_change,
+    )

@@ -68,3 +68,64 @@ def l2(params: StrengthParams) -> Penalty:
 def elastic_net(params: ElasticNetParams) -> Penalty:
     """Elastic net: lambda_1 sum |w| + lambda_2 sum w^2 (004:261). ``{l1:, l2:}`` without a type means this."""
     return _penalty(params.l1, params.l2, params.exclude_bias)
+
+
+class Constraint:
+    """A regularizer that acts on the weights around each optimizer step instead of adding
+    to the loss: ``before_step`` (decoupled decay) and ``after_step`` (max-norm) are called
+    by the training loop with the step's learning rate; as a penalty it adds nothing."""
+
+    def __init__(self, value: float, exclude_bias: bool) -> None:
+        self.value, self.exclude_bias = value, exclude_bias
+
+    def __call__(self, model: nn.Module) -> torch.Tensor:
+        return next(model.parameters()).new_zeros(())
+
+    def before_step(self, model: nn.Module, lr: float) -> None:
+        """Called after backward, before ``optimizer.step()``."""
+
+    def after_step(self, model: nn.Module, lr: float) -> None:
+        """Called right after ``optimizer.step()``."""
+
+
+class _DecoupledDecay(Constraint):
+    """``value``: the decay rate lambda."""
+
+    def before_step(self, model: nn.Module, lr: float) -> None:
+        import torch
+
+        with torch.no_grad():
+            for p in _penalized(model, self.exclude_bias):
+                p.mul_(1 - lr * self.value)
+
+
+@REGULARIZERS.register("decoupled_weight_decay", params=StrengthParams, constraint=True)
+def decoupled_weight_decay(params: StrengthParams) -> Penalty:
+    """w <- w - lr lambda w before each step, apart from the gradient (Loshchilov & Hutter 2019; 003 ch. 4).
+
+    With Adam and ``exclude_bias: false`` this is exactly AdamW's decay; unlike an L2 penalty it
+    is not rescaled by adaptive optimizers.
+    """
+    return _DecoupledDecay(params.strength, params.exclude_bias)
+
+
+class MaxNormParams(_Bias):
+    max_norm: float = Field(..., gt=0, description="c: each unit's incoming weight vector is kept at ||w|| <= c.")
+
+
+class _MaxNorm(Constraint):
+    """``value``: the largest norm c of a unit's incoming weights."""
+
+    def after_step(self, model: nn.Module, lr: float) -> None:
+        import torch
+
+        with torch.no_grad():
+            for p in _penalized(model, self.exclude_bias):
+                if p.ndim > 1:  # one row per output unit (linear) or filter (conv)
+                    p.copy_(torch.renorm(p, 2, 0, self.value))
+
+
+@REGULARIZERS.register("max_norm", params=MaxNormParams, constraint=True)
+def max_norm(params: MaxNormParams) -> Penalty:
+    """Max-norm constraint: after each step, rescale each unit's incoming weights to norm <= c (Srivastava et al. 2014)."""
+    return _MaxNorm(params.max_norm, params.exclude_bias)

@@ -6,9 +6,9 @@ epoch (``"epoch"``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from registry._registry import Params, Registry
 
@@ -92,3 +92,54 @@ def onecycle(params: OneCycleParams, optimizer: torch.optim.Optimizer, epochs: i
         final_div_factor=params.final_div_factor,
     )
     return scheduler, "step"
+
+
+class PowerParams(Params):
+    s: float = Field(..., gt=0, description="Steps (or epochs) until the rate has fallen by 2^c.")
+    c: float = Field(1.0, gt=0, description="Power c of eta0 / (1 + t/s)^c.")
+    interval: Interval = Field("epoch", description="What t counts: epochs or optimizer steps.")
+
+
+@SCHEDULERS.register("power", params=PowerParams)
+def power(params: PowerParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
+    """Power scheduling eta(t) = eta0 / (1 + t/s)^c (004:972-976)."""
+    import torch
+
+    s, c = params.s, params.c
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: (1 + t / s) ** -c), params.interval
+
+
+class WarmupParams(Params):
+    length: int = Field(..., ge=1, description="Warm-up length, in the following schedule's interval (epochs by default).")
+    start_factor: float = Field(0.01, gt=0, le=1, description="The rate starts at start_factor x the optimizer's rate.")
+    then: Any = Field(None, description="The schedule after the warm-up, e.g. {type: cosine}; none: constant.")
+
+    @field_validator("then")
+    @classmethod
+    def _a_registered_schedule(cls, value: Any) -> Any:
+        from pydantic import TypeAdapter, ValidationError
+
+        if value is None:
+            return None
+        try:  # resolved when validated, so every registered schedule may follow
+            return TypeAdapter(SCHEDULERS.field_type()).validate_python(value)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'then'}: {e['msg']}" for e in error.errors(include_url=False)
+            )
+            raise ValueError(problems) from None
+
+
+@SCHEDULERS.register("warmup", params=WarmupParams)
+def warmup(params: WarmupParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
+    """Linear warm-up from start_factor x eta to eta over ``length`` steps, then ``then`` (Goyal et al. 2017)."""
+    import torch
+
+    interval: Interval = "epoch"
+    follow = None
+    if params.then is not None:
+        follow, interval = SCHEDULERS.get(params.then.type).builder(params.then, optimizer, epochs, steps_per_epoch)
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, params.start_factor, 1.0, total_iters=params.length)
+    if follow is None:
+        return ramp, interval
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, follow], milestones=[params.length]), interval

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -50,13 +50,23 @@ class Pipeline:
     #: "device" (parts live on the device, batches are indexing) or "dataloader" (parts stay
     #: in host memory and a DataLoader streams batches).
     loader: str = "device"
+    #: Figure metrics (confusion matrix, ROC curve): drawn once from the test predictions.
+    figures: dict[str, Callable[..., Any]] = field(default_factory=dict)
     #: Train-only augmentation of each training batch (``data.augment``), or None.
     augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
 
-def output_size(data: PreparedData, loss: str) -> int:
-    """Outputs the model needs: one per class (cross-entropy), one logit (bce), one per target."""
-    task = registry.LOSSES.get(loss).meta.get("task")
+def output_size(data: PreparedData, loss: str, params: object = None) -> int:
+    """Outputs the model needs: one per class (cross-entropy), one logit (bce), one per target;
+    or what the loss's ``outputs`` metadata says (one per class pair, mean and log variance, ...)."""
+    meta = registry.LOSSES.get(loss).meta
+    task, outputs = meta.get("task"), meta.get("outputs")
+    if outputs == "pairs":
+        return data.task.n_classes * (data.task.n_classes - 1) // 2
+    if outputs == "mean_and_log_variance":
+        return 2 * data.task.n_targets
+    if outputs == "dim":
+        return int(getattr(params, "dim"))
     if task == "multiclass":
         return data.task.n_classes
     if task == "binary":
@@ -74,7 +84,7 @@ def to_tensors(part: Part, device: torch.device, pin: bool = False) -> Tensors:
 def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
     """Instantiate model, loss head, penalty, optimizer, scheduler and metrics for ``data``."""
     in_shape = tuple(data.train.x.shape[1:])
-    model = registry.MODELS.get(spec.model.type).builder(spec.model, in_shape, output_size(data, spec.loss.type))
+    model = registry.MODELS.get(spec.model.type).builder(spec.model, in_shape, output_size(data, spec.loss.type, spec.loss))
     model = model.to(device)
     head = registry.LOSSES.get(spec.loss.type).builder(spec.loss).to(device)
     penalty = None
@@ -92,10 +102,10 @@ def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
         builder: Callable[..., tuple[object, str]] = registry.SCHEDULERS.get(spec.scheduler.type).builder
         scheduler, interval = builder(spec.scheduler, optimizer, spec.train.epochs, steps_per_epoch)
 
-    metrics = {
-        name: registry.METRICS.get(m.type).builder(m, data.task)
-        for name, m in zip(spec.metric_names(), spec.metrics)
-    }
+    metrics, figures = {}, {}
+    for name, m in zip(spec.metric_names(), spec.metrics):
+        is_figure = registry.METRICS.get(m.type).meta.get("figure", False)
+        (figures if is_figure else metrics)[name] = registry.METRICS.get(m.type).builder(m, data.task)
     higher_is_better = {
         name: bool(registry.METRICS.get(m.type).meta.get("higher_is_better", True))
         for name, m in zip(spec.metric_names(), spec.metrics)
@@ -121,5 +131,6 @@ def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
         batch_size=batch_size,
         steps_per_epoch=steps_per_epoch,
         loader=loader,
+        figures=figures,
         augment=augmentations.compose(spec.data.augment),
     )

@@ -74,7 +74,26 @@ def describe(expected: ExpectedValue) -> tuple[str, str]:
         parts.append(f"≥ {expected.min:g}")
     elif expected.max is not None:
         parts.append(f"≤ {expected.max:g}")
+    for sign, comparisons in (("<", expected.below), (">", expected.above)):
+        for c in comparisons:
+            factor = "" if c.factor == 1 else f"{c.factor:g} × "
+            parts.append(f"{sign} {factor}{c.spec}" + (f" {c.metric}" if c.metric else ""))
     return published, ", ".join(parts)
+
+
+def compare(expected: ExpectedValue, metric: str, value: float, results_dir: Path) -> str:
+    """The verdict of ``below``/``above``: ``value`` against ``factor`` times other specs'
+    results (``<results_dir>/<spec>.json``); missing when one of those is not there."""
+    verdict = PASS
+    for sign, comparisons in ((-1, expected.below), (1, expected.above)):
+        for c in comparisons:
+            other_file = results_dir / f"{c.spec}.json"
+            other = json.loads(other_file.read_text()).get(c.metric or metric) if other_file.exists() else None
+            if other is None:
+                verdict = MISSING if verdict == PASS else verdict
+            elif not sign * (value - c.factor * float(other)) > 0:
+                verdict = MISS
+    return verdict
 
 
 def meets(expected: ExpectedValue, value: float) -> bool:
@@ -108,6 +127,8 @@ def check_spec(spec_file: Path, spec: Spec, results_dir: Path = RESULTS_DIR) -> 
             verdict = MISSING
         else:  # a metric absent from the results is a miss, not a missing file
             verdict = PASS if value is not None and meets(expected, float(value)) else MISS
+            if verdict == PASS and (expected.below or expected.above):
+                verdict = compare(expected, name, float(value), results_dir)  # type: ignore[arg-type]
         checked.rows.append(Row(spec_file.stem, name, published, value, tolerance, verdict))
     return checked
 

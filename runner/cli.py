@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
         "--sequential", action="store_true",
         help="train folds/seeds one after another instead of as one batched ensemble",
     )
+    run.add_argument(
+        "--allow-imports", action="store_true",
+        help="let the spec name components as module:attr import references (this runs their code)",
+    )
     run.set_defaults(handler=cmd_run)
 
     data = commands.add_parser("data", help="write registry datasets as files and track them with DVC")
@@ -112,6 +116,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     search.set_defaults(handler=cmd_search)
+
+    finder = commands.add_parser("lr-find", help="learning-rate range test: the loss as the rate grows from 1e-6; suggests a rate")
+    finder.add_argument("spec", type=Path, metavar="SPEC")
+    _add_set(finder)
+    finder.add_argument("--start", type=float, default=1e-6, help="first learning rate (default: 1e-6)")
+    finder.add_argument("--end", type=float, default=10.0, help="largest learning rate tried (default: 10)")
+    finder.add_argument("--steps", type=int, default=100, help="mini-batch steps from --start to --end (default: 100)")
+    finder.add_argument("--divergence", type=float, default=4.0, help="stop when the smoothed loss exceeds this many times its best (default: 4)")
+    finder.add_argument("--out", type=Path, default=Path("lr_find.png"), metavar="PNG", help="the plot (default: lr_find.png)")
+    finder.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the spec's device")
+    finder.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    finder.add_argument("--experiment", help="MLflow experiment name (default: the spec's tracking.experiment or name)")
+    finder.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    finder.set_defaults(handler=cmd_lr_find)
 
     schema = commands.add_parser("schema", help="print the spec language's JSON Schema (for editors)")
     schema.set_defaults(handler=cmd_schema)
@@ -163,7 +181,7 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
     for flag in ("device", "tracking_uri", "experiment", "metrics_out", "history_out", "resume"):
         if getattr(args, flag) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    return argv + (["--no-track"] if args.no_track else [])
+    return argv + (["--no-track"] if args.no_track else []) + (["--allow-imports"] if args.allow_imports else [])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -176,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = None
     if args.spec is not None:
         try:
-            spec = load_spec(args.spec, args.sets)
+            spec = load_spec(args.spec, args.sets, allow_imports=args.allow_imports)
         except SpecError as error:
             print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
             return EXIT_INVALID
@@ -325,6 +343,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _error("interrupted; the study keeps every finished trial (resume it with --study)")
         return 130
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from runner.lr_find import command
+
+    return command(
+        args.spec, args.sets, (args.start, args.end, args.steps, args.divergence), args.out,
+        args.device, None if args.no_track else args.tracking_uri or "", args.experiment,
+    )
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

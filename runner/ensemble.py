@@ -59,6 +59,10 @@ def spec_reason(spec: Spec) -> Optional[str]:
 def pipeline_reason(pipelines: list[Pipeline]) -> Optional[str]:
     """Why these built pipelines cannot train as one batch; None when they can."""
     first = pipelines[0]
+    if hasattr(first.model, "fit_closed_form"):
+        return "the model is solved in closed form, not trained by steps"
+    if hasattr(first.penalty, "after_step"):
+        return "a constraint regularizer (decoupled decay, max-norm) acts on each member's weights between steps"
     for name, _ in first.model.named_buffers():
         return f"the model has buffer {name!r} (e.g. batch norm running statistics), which vmap cannot update per member"
     for name, module in first.model.named_modules():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import torch
 
-from runner import checkpoint, datafiles, determinism, distributed, provenance
+from runner import checkpoint, datafiles, determinism, distributed, figures, provenance
 from runner.build import Pipeline, build
 from runner.checkpoint import CheckpointWriter
 from runner.data import DataError, PreparedData, prepare
@@ -208,6 +208,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             torch.save(pipeline.model.state_dict(), workdir / "weights.pt")
             tracker.log_artifact(workdir / "metrics.json")
             tracker.log_artifact(workdir / "weights.pt", "model")
+            figures.log_figures(pipeline, workdir, tracker)
         except BaseException as error:
             # The last good checkpoint is on disk; closing the writer lands it in MLflow too.
             if writer is not None:

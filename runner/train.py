@@ -53,8 +53,9 @@ class RunResult:
 
 
 @torch.no_grad()
-def evaluate(pipeline: Pipeline, part: Tensors, prefix: str) -> dict[str, float]:
-    """Loss and every metric on one part, in eval mode (dropout off, norm statistics frozen)."""
+def outputs_of(pipeline: Pipeline, part: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's raw outputs on one part and its targets, in eval mode (dropout off, norm
+    statistics frozen)."""
     model, device = pipeline.model, pipeline.device
     was_training = model.training
     model.eval()
@@ -62,11 +63,22 @@ def evaluate(pipeline: Pipeline, part: Tensors, prefix: str) -> dict[str, float]
     chunks = (part.x[i : i + _EVAL_CHUNK].to(device, non_blocking=True) for i in range(0, len(part), _EVAL_CHUNK))
     outputs = torch.cat([model(chunk) for chunk in chunks])
     model.train(was_training)
-    targets = part.y.to(device, non_blocking=True)
+    return outputs, part.y.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def evaluate(pipeline: Pipeline, part: Tensors, prefix: str) -> dict[str, float]:
+    """Loss and every metric on one part; a per-class metric (``average: none``) is logged
+    as ``<prefix>/<name>/<class index>``."""
+    outputs, targets = outputs_of(pipeline, part)
     results = {f"{prefix}/loss": pipeline.head(outputs, targets)}
     predictions = pipeline.head.predict(outputs)
     for name, metric in pipeline.metrics.items():
-        results[f"{prefix}/{name}"] = metric(predictions, targets)
+        value = metric(predictions, targets)
+        if value.ndim == 0:
+            results[f"{prefix}/{name}"] = value
+        else:
+            results |= {f"{prefix}/{name}/{k}": v for k, v in enumerate(value.reshape(-1))}
     # One transfer for all values instead of one sync per metric.
     values = torch.stack([v.detach().float().reshape(()) for v in results.values()]).tolist()
     return dict(zip(results, values))
@@ -117,6 +129,8 @@ def train_one(
     a state to continue from, bit-identically on CPU.
     """
     model, optimizer, head, device = pipeline.model, pipeline.optimizer, pipeline.head, pipeline.device
+    if hasattr(model, "fit_closed_form") and resume is None:
+        return _fit_closed_form(pipeline, reporter)
     n = len(pipeline.train)
     # 1) The shuffle order has its own generator, so it depends on the seed alone.
     order_rng = torch.Generator().manual_seed(seed)
@@ -141,6 +155,8 @@ def train_one(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16")
     batches = Batches(pipeline.train, pipeline.batch_size, pipeline.loader, settings.workers, device, seed)
     acc = settings.accumulate
+    constraint = pipeline.penalty if hasattr(pipeline.penalty, "after_step") else None
+    closure_step = isinstance(optimizer, torch.optim.LBFGS)
 
     epoch = start
     for epoch in range(start + 1, last_epoch + 1):
@@ -170,7 +186,16 @@ def train_one(
                         torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip.norm)
                     else:
                         torch.nn.utils.clip_grad_value_(model.parameters(), settings.grad_clip.value)  # type: ignore[arg-type]
-                optimizer.step()
+                # Constraints (decoupled decay, max-norm) act on the weights around the step.
+                lr_now = optimizer.param_groups[0]["lr"]
+                if constraint is not None:
+                    constraint.before_step(model, lr_now)
+                if closure_step:  # L-BFGS re-evaluates the batch's objective itself
+                    optimizer.step(lambda: _objective(net, head, pipeline, model, x, y))
+                else:
+                    optimizer.step()
+                if constraint is not None:
+                    constraint.after_step(model, lr_now)
                 optimizer.zero_grad(set_to_none=True)
                 if pipeline.scheduler is not None and pipeline.scheduler_interval == "step":
                     pipeline.scheduler.step()  # type: ignore[attr-defined]
@@ -221,3 +246,28 @@ def train_one(
     test = evaluate(pipeline, pipeline.test, "test")
     best_epoch = None if stopping is None else stopping.best_epoch
     return RunResult(epoch, best_epoch, weights_epoch, stopped_early, test, history)
+
+
+def _objective(
+    net: torch.nn.Module, head: Any, pipeline: Pipeline, model: torch.nn.Module,
+    x: torch.Tensor, y: torch.Tensor,
+) -> torch.Tensor:
+    """The batch's loss plus penalty, with fresh gradients: the closure L-BFGS calls."""
+    pipeline.optimizer.zero_grad(set_to_none=True)
+    loss = head(net(x).float(), y)
+    objective = loss if pipeline.penalty is None else loss + pipeline.penalty(model)
+    objective.backward()
+    return objective.detach()
+
+
+def _fit_closed_form(pipeline: Pipeline, reporter: Reporter) -> RunResult:
+    """A model solved in closed form (least squares, 004:301-305) is fitted once on the
+    training part: no gradient steps, so epochs, optimizer and schedule do not apply. It is
+    reported as one epoch, so history, early-stopping-free metrics and tracking look alike."""
+    train = pipeline.train
+    pipeline.model.fit_closed_form(train.x.to(pipeline.device), train.y.to(pipeline.device))  # type: ignore[operator]
+    metrics = {"train/loss": evaluate(pipeline, train, "train")["train/loss"], "lr": 0.0}
+    if pipeline.val is not None:
+        metrics |= evaluate(pipeline, pipeline.val, "val")
+    reporter.epoch_end(1, metrics)
+    return RunResult(1, None, 1, False, evaluate(pipeline, pipeline.test, "test"), [metrics])

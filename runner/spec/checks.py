@@ -62,9 +62,10 @@ def logged_names(spec: Spec) -> set[str]:
     """Every metric name a run logs: per-epoch train/val ones and final test ones."""
     per_epoch = {"train/loss", "lr"}
     final = {"test/loss"}
+    names = [n for n, m in zip(spec.metric_names(), spec.metrics) if not registry.METRICS.get(m.type).meta.get("figure")]
     if spec.data.split.val or spec.data.split.inner:
-        per_epoch |= {"val/loss", *(f"val/{m}" for m in spec.metric_names())}
-    final |= {f"test/{m}" for m in spec.metric_names()}
+        per_epoch |= {"val/loss", *(f"val/{m}" for m in names)}
+    final |= {f"test/{m}" for m in names}
     return per_epoch | final
 
 
@@ -163,6 +164,27 @@ def check_search_metrics_logged(spec: Spec) -> Iterator[Finding]:
         yield ("search", "pruner", "type"), "the wilcoxon pruner compares fold scores; it needs a k-fold split"
 
 
+def check_glm_family_fits_loss(spec: Spec) -> Iterator[Finding]:
+    from registry.models_linear import FAMILY_LOSSES
+
+    family = getattr(spec.model, "family", None)
+    if spec.model.type == "glm" and spec.loss.type not in FAMILY_LOSSES[family]:
+        yield ("loss", "type"), f"a {family} GLM is fitted by {' or '.join(FAMILY_LOSSES[family])}, not {spec.loss.type!r}"
+
+
+def check_closed_form_has_no_penalty(spec: Spec) -> Iterator[Finding]:
+    if spec.regularizer is not None and registry.MODELS.get(spec.model.type).meta.get("closed_form"):
+        yield ("regularizer",), f"model {spec.model.type!r} is solved in closed form, which ignores a regularizer; remove it"
+
+
+def check_optimizer_fits_batching(spec: Spec) -> Iterator[Finding]:
+    meta = registry.OPTIMIZERS.get(spec.optimizer.type).meta
+    if meta.get("full_batch") and spec.train.batch_size != "full":
+        yield ("train", "batch_size"), f"optimizer {spec.optimizer.type!r} is full-batch gradient descent: set batch_size: full (or use sgd)"
+    if meta.get("closure") and spec.train.accumulate > 1:
+        yield ("train", "accumulate"), f"optimizer {spec.optimizer.type!r} re-evaluates each batch itself and cannot accumulate micro-batches"
+
+
 CHECKS: list[Check] = [
     check_loss_fits_dataset,
     check_model_fits_loss,
@@ -178,6 +200,9 @@ CHECKS: list[Check] = [
     check_stratified_folds_need_classes,
     check_group_folds_need_groups,
     check_search_metrics_logged,
+    check_glm_family_fits_loss,
+    check_closed_form_has_no_penalty,
+    check_optimizer_fits_batching,
 ]
 
 

@@ -66,9 +66,15 @@ def validate_data(source: Source) -> Spec:
     return spec
 
 
-def load_spec(file: str | FilePath, sets: Iterable[str] = ()) -> Spec:
-    """Load, merge, override and validate one spec file."""
-    return validate_data(load_source(FilePath(file), sets))
+def load_spec(file: str | FilePath, sets: Iterable[str] = (), allow_imports: bool = False) -> Spec:
+    """Load, merge, override and validate one spec file; with ``allow_imports``, components
+    named ``module:attr`` are imported and registered first (see :mod:`runner.spec.imports`)."""
+    source = load_source(FilePath(file), sets)
+    if allow_imports:
+        from runner.spec.imports import register_references
+
+        register_references(source)
+    return validate_data(source)
 
 
 def with_overrides(spec: Spec, values: dict[str, Any], written: dict[str, Any] | None = None) -> Spec:

@@ -123,6 +123,8 @@ def problems_from(errors: list[dict[str, Any]], source: Source, model: type[Base
             what = str(path[-1]) if path and isinstance(path[-1], str) else "component"
             text = f"unknown {what} {tag!r}." + (f" Did you mean {hint!r}?" if hint else "")
             text += f" Known: {', '.join(known)}."
+            if ":" in tag:  # a module:attr reference (runner.spec.imports)
+                text = f"{tag!r} is a Python import reference; importing code from a spec needs `runner run --allow-imports`"
             type_path = (*path, "type") if (*path, "type") in source.values else path
             problems.append(Problem(source.locate(type_path), dotted(type_path), text))
         elif error["type"] == "union_tag_not_found":

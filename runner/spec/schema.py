@@ -229,18 +229,36 @@ class TrackingSpec(Strict):
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for the run.")
 
 
+def _comparison_shorthand(value: Any) -> Any:
+    return {"spec": value} if isinstance(value, str) else value
+
+
+class Comparison(Strict):
+    """Another published spec's result to compare with: ``factor`` times its ``metric``."""
+
+    spec: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="Stem of a spec whose results are in the same results directory.")
+    metric: Optional[str] = Field(None, description="Its metric; default: the same metric.")
+    factor: float = Field(1.0, gt=0, description="Compare with factor x that value, e.g. 100 for 'orders of magnitude'.")
+
+
+Comparisons = list[Annotated[Comparison, BeforeValidator(_comparison_shorthand)]]
+
+
 class ExpectedValue(Strict):
-    """A published number: ``value`` with a ``tolerance``, or bounds ``min``/``max``."""
+    """A published number: ``value`` with a ``tolerance``, or bounds ``min``/``max``, or a
+    pattern across specs: ``below``/``above`` other specs' results (a bare name: same metric)."""
 
     value: Optional[float] = None
     tolerance: Optional[float] = Field(None, ge=0)
     min: Optional[float] = None
     max: Optional[float] = None
+    below: Comparisons = Field(default_factory=list, description="Must be less than each of these results.")
+    above: Comparisons = Field(default_factory=list, description="Must be greater than each of these results.")
 
     @model_validator(mode="after")
     def _value_or_bounds(self) -> "ExpectedValue":
-        if self.value is None and self.min is None and self.max is None:
-            raise ValueError("give `value` (with `tolerance`) or at least one of `min`/`max`")
+        if self.value is None and self.min is None and self.max is None and not (self.below or self.above):
+            raise ValueError("give `value` (with `tolerance`), at least one of `min`/`max`, or `below`/`above`")
         if self.value is not None and self.tolerance is None:
             raise ValueError("`value` needs a `tolerance`")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -253,6 +271,25 @@ class ExpectSpec(Strict):
 
     source: str = Field(..., min_length=1, description="Book, section, table or page the numbers come from.")
     metrics: dict[str, ExpectedValue] = Field(..., min_length=1, description="Logged metric name -> expectation.")
+
+
+def refresh_component_fields() -> None:
+    """Re-read the registries into the component fields after components were added at run
+    time (``module:attr`` references under ``--allow-imports``): pydantic fixes a field's
+    union of component types when the class is made, so the fields are retyped and rebuilt."""
+    data_fields = DataSpec.__pydantic_fields__
+    data_fields["dataset"].annotation = Annotated[registry.DATASETS.field_type(), BeforeValidator(_dataset_shorthand)]  # type: ignore[assignment]
+    data_fields["transforms"].annotation = list[registry.TRANSFORMS.field_type()]  # type: ignore[misc]
+    DataSpec.model_rebuild(force=True)
+    fields = Spec.__pydantic_fields__
+    fields["data"].annotation = DataSpec
+    fields["model"].annotation = registry.MODELS.field_type()
+    fields["loss"].annotation = registry.LOSSES.field_type()
+    fields["regularizer"].annotation = Optional[Annotated[registry.REGULARIZERS.field_type(), BeforeValidator(_regularizer_shorthand)]]  # type: ignore[assignment]
+    fields["optimizer"].annotation = registry.OPTIMIZERS.field_type()
+    fields["scheduler"].annotation = Optional[registry.SCHEDULERS.field_type()]  # type: ignore[assignment]
+    fields["metrics"].annotation = list[registry.METRICS.field_type()]  # type: ignore[misc]
+    Spec.model_rebuild(force=True)
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

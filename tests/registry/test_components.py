@@ -202,8 +202,14 @@ def test_mlp_per_layer_activations_and_norms() -> None:
 def test_every_optimizer_takes_a_step(name: str) -> None:
     w = torch.nn.Parameter(torch.tensor([1.0]))
     opt = build(registry.OPTIMIZERS, name, [w])
-    (w**2).sum().backward()
-    opt.step()
+
+    def closure() -> torch.Tensor:  # every torch optimizer takes one; L-BFGS needs it
+        opt.zero_grad()
+        loss = (w**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
     assert w.item() < 1.0
 
 

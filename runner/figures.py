@@ -1,0 +1,25 @@
+"""Figure metrics (confusion matrix, ROC curve): drawn once from the test predictions and
+logged as ``figures/<name>.png`` artifacts of the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from runner.build import Pipeline
+from runner.train import outputs_of
+
+
+def log_figures(pipeline: Pipeline, directory: Path, tracker: Any) -> list[Path]:
+    """Draw every figure metric on the test part, save it under ``directory`` and log it."""
+    if not pipeline.figures:
+        return []
+    outputs, targets = outputs_of(pipeline, pipeline.test)
+    predictions = pipeline.head.predict(outputs)
+    written = []
+    for name, draw in pipeline.figures.items():
+        path = directory / f"{name}.png"
+        draw(predictions, targets).savefig(path, dpi=100)
+        tracker.log_artifact(path, "figures")
+        written.append(path)
+    return written
