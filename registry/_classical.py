@@ -61,7 +61,10 @@ class LeastSquares(nn.Module):
     def fit_closed_form(self, x: torch.Tensor, y: torch.Tensor) -> None:
         phi = self.design(x)
         targets = signed_targets(y, self.weight.shape[1]).to(torch.float64)
-        scale = phi.abs().amax(0).clamp_min(torch.finfo(torch.float64).tiny)
+        # Columns scaled to [-1, 1] for the solver; an all-zero column (a border pixel that is
+        # never on) keeps scale 1, so its zero weight is not divided by a denormal into inf.
+        largest = phi.abs().amax(0)
+        scale = torch.where(largest > 0, largest, torch.ones_like(largest))
         if self.solver == "pinv":
             solution = torch.linalg.pinv(phi / scale) @ targets
         else:  # gelsd: SVD-based, minimum norm when rank-deficient (CPU); gels on CUDA

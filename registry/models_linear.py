@@ -180,10 +180,19 @@ class DecompositionParams(Params):
             raise ValueError(problems) from None
 
 
+#: Bases whose members are single affine maps, built as one map with a row per member.
+AFFINE_BASES = ("linear", "logistic")
+
+
 def _decomposition(kind: str, params: DecompositionParams, in_shape: tuple[int, ...], outputs: int) -> nn.Module:
     from registry._classical import Decomposition
 
     entry = MODELS.get(params.base.type)
+    if params.base.type in AFFINE_BASES:
+        # K independent affine maps are the K rows of one affine map: the loss sums the
+        # members' binary losses, so no gradient couples the rows. One matmul instead of K
+        # (a 45-member one-vs-one on Fashion-MNIST trains ~10x faster).
+        return entry.builder(params.base, in_shape, outputs)
     return Decomposition(kind, lambda: entry.builder(params.base, in_shape, 1), outputs)
 
 

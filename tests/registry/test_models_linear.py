@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from pydantic import TypeAdapter
 from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import PolynomialFeatures
 
@@ -92,6 +93,33 @@ def test_ovr_members_are_independent_binary_models() -> None:
     assert torch.allclose(ovr(x)[:, 2:3], ovr.members[2](x))
 
 
+def test_ovo_of_logistic_members_trains_like_separate_binary_models() -> None:
+    # The affine fast path (one map, a row per member) against K(K-1)/2 separate logistic models.
+    import copy
+
+    from registry._classical import Decomposition
+
+    torch.manual_seed(0)
+    fast = model({"type": "ovo", "base": "logistic"}, (4,), 3)
+    assert isinstance(fast, torch.nn.Linear) and fast.weight.shape == (3, 4)
+    separate = Decomposition("ovo", lambda: torch.nn.Linear(4, 1), 3)
+    for k, member in enumerate(separate.members):
+        member.weight.data.copy_(fast.weight.data[k : k + 1])
+        member.bias.data.copy_(fast.bias.data[k : k + 1])
+    head = registry.LOSSES.get("one_vs_one").builder(
+        TypeAdapter(registry.LOSSES.field_type()).validate_python({"type": "one_vs_one", "binary": "bce"})
+    )
+    x, y = torch.randn(30, 4), torch.randint(0, 3, (30,))
+    optimizers = [torch.optim.Adam(m.parameters(), lr=0.1) for m in (fast, separate)]
+    for _ in range(5):
+        for net, opt in zip((fast, separate), optimizers):
+            opt.zero_grad()
+            head(net(x), y).backward()
+            opt.step()
+    assert torch.allclose(fast(x), separate(x), atol=1e-6)
+    assert torch.equal(head.predict(fast(x)).argmax(1), head.predict(separate(x)).argmax(1))
+
+
 def test_decomposition_base_must_be_a_model() -> None:
     from pydantic import ValidationError
 
@@ -148,3 +176,4 @@ def test_perceptron_rule_converges_on_nand_and_never_on_xor() -> None:
         assert (mistakes[-1] == 0) is separable  # XOR: a mistake in every epoch, forever
         correct = ((x @ w + b > 0).long() == y).sum().item()
         assert correct == 4 if separable else correct <= 3
+
