@@ -55,7 +55,8 @@ def results_file(spec_file: Path, results_dir: Path = RESULTS_DIR) -> Path:
 
 def published_specs(directory: Path = PUBLISHED_DIR) -> list[Path]:
     """Every spec under ``directory``, in a stable order."""
-    return sorted(directory.rglob("*.yaml"))
+    # A search's <spec>.best.yaml is its output, not a published spec.
+    return sorted(path for path in directory.rglob("*.yaml") if not path.name.endswith(".best.yaml"))
 
 
 def _number(value: float) -> str:

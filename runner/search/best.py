@@ -41,6 +41,7 @@ def best_text(context: Context, trial: FrozenTrial) -> str:
     study_name = context.study_name
     data = context.trial_spec(trial.user_attrs["overrides"]).to_data()
     data.pop("search", None)
+    data.pop("expect", None)  # it states the search's outcome, which a single run does not log
     values = ", ".join(f"{v:.6g}" for v in trial.values)
     header = (
         f"# The best trial of study {study_name!r}: trial {trial.number} (value {values}).\n"
