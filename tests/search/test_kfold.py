@@ -40,6 +40,9 @@ def test_kfold_objective_is_the_mean_over_folds(workdir: Path, write_spec, migra
     assert outcome["best/optimizer.lr"] == study.best_params["optimizer.lr"]
     assert outcome["trials/complete"] + outcome["trials/pruned"] + outcome["trials/fail"] == 3
     assert main(["check", str(spec), "--results", str(out.parent)]) == 0
+    # The best spec retrains one run: the search's `expect:` (its outcome) is not carried over.
+    best = spec.with_name("spec.best.yaml")
+    assert "expect" not in best.read_text() and main(["validate", str(best)]) == 0
     for trial in complete:
         scores = trial.user_attrs["fold_scores"]
         assert len(scores) == 3 and trial.value == statistics.fmean(scores)
