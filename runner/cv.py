@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from runner import determinism, ensemble, experiment, provenance
 from runner.data import Loaded, PreparedData, folds_of, load, prepare, prepare_rows
-from runner.experiment import RunOptions, RunStopped
+from runner.experiment import RunOptions
 from runner.spec.schema import Spec
 from runner.splits import fold_indices
 from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, tracking_uri
@@ -205,13 +205,7 @@ def run_members(
             for path in _write_tables(Path(scratch), resolved_text, result):
                 parent.log_artifact(path)
     except BaseException as error:
-        # Stopped on purpose (a pruned search trial) or interrupted: KILLED; anything else: FAILED.
-        stopped = isinstance(error, (KeyboardInterrupt, RunStopped))
-        if isinstance(error, RunStopped):
-            parent.set_tags({"specrun.stopped": str(error)[:5000]})
-        elif not stopped:
-            parent.set_tags({"specrun.error": f"{type(error).__name__}: {error}"[:5000]})
-        parent.end("KILLED" if stopped else "FAILED")
+        experiment.end_after_error(parent, error)
         raise
     parent.end("FINISHED")
     return result

@@ -71,6 +71,16 @@ class RunStopped(Exception):
     marked KILLED and tagged ``specrun.stopped`` with the message, not FAILED."""
 
 
+def end_after_error(tracker: Tracker, error: BaseException) -> None:
+    """End a run that did not finish: KILLED when stopped on purpose (``RunStopped``, tagged
+    ``specrun.stopped``) or interrupted; FAILED, tagged ``specrun.error``, otherwise."""
+    if isinstance(error, RunStopped):
+        tracker.set_tags({"specrun.stopped": str(error)[:5000]})
+    elif not isinstance(error, KeyboardInterrupt):
+        tracker.set_tags({"specrun.error": f"{type(error).__name__}: {error}"[:5000]})
+    tracker.end("KILLED" if isinstance(error, (KeyboardInterrupt, RunStopped)) else "FAILED")
+
+
 class _Fanout:
     """Sends each epoch's metrics to several reporters."""
 
@@ -213,12 +223,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             # The last good checkpoint is on disk; closing the writer lands it in MLflow too.
             if writer is not None:
                 writer.close()
-            status = "KILLED" if isinstance(error, (KeyboardInterrupt, RunStopped)) else "FAILED"
-            if isinstance(error, RunStopped):
-                tracker.set_tags({"specrun.stopped": str(error)[:5000]})
-            elif not isinstance(error, KeyboardInterrupt):
-                tracker.set_tags({"specrun.error": f"{type(error).__name__}: {error}"[:5000]})
-            tracker.end(status)
+            end_after_error(tracker, error)
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
