@@ -219,7 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from runner.data import DataError
     from runner.experiment import RunOptions, run
-    from runner.report import print_metrics
+    from runner.report import print_metrics, write_metrics
 
     options = RunOptions(
         tracking_uri=args.tracking_uri,
@@ -243,8 +243,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     print_metrics(spec.name, outcome.metrics, outcome.run_id)
     if args.metrics_out:
-        args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics_out.write_text(json.dumps(outcome.metrics, indent=2, sort_keys=True) + "\n")
+        write_metrics(args.metrics_out, outcome.metrics)
     if args.history_out:
         from runner.history import write_history
 
@@ -257,7 +256,7 @@ def _run_members(args: argparse.Namespace, spec: object) -> int:
     from runner.cv import run_cv, run_seeds
     from runner.data import DataError
     from runner.experiment import RunOptions
-    from runner.report import print_summary
+    from runner.report import print_summary, write_metrics
 
     if args.nproc > 1:
         _error("cross-validation runs one process per fold (batched where possible); --nproc does not apply")
@@ -285,8 +284,7 @@ def _run_members(args: argparse.Namespace, spec: object) -> int:
         return 130
     print_summary(spec.name, outcome)  # type: ignore[attr-defined]
     if args.metrics_out:
-        args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics_out.write_text(json.dumps(outcome.metrics, indent=2, sort_keys=True) + "\n")
+        write_metrics(args.metrics_out, outcome.metrics)
     return 0
 
 

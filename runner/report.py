@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Optional
 
 from pydantic.fields import FieldInfo
@@ -14,6 +16,12 @@ def _console() -> Any:
     from rich.console import Console
 
     return Console()
+
+
+def write_metrics(path: Path, metrics: dict[str, float]) -> None:
+    """``--metrics-out``: the numbers as sorted JSON, the file DVC tracks and ``runner check`` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
 def print_metrics(name: str, metrics: dict[str, float], run_id: Optional[str]) -> None:

@@ -3,7 +3,6 @@ then write best.yaml and show the top trials."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from runner.experiment import RunOptions
+from runner.report import write_metrics
 from runner.search import best, storage as storages, view
 from runner.search.objective import Context
 from runner.search.study import directions_of, metrics_of, open_study, trial_budget
@@ -140,8 +140,7 @@ def search(args: SearchArgs, spec: Spec) -> int:
     if winner.user_attrs.get("mlflow_run_id"):
         prepared.study.set_user_attr("best_run_id", winner.user_attrs["mlflow_run_id"])
     if args.metrics_out:
-        args.metrics_out.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics_out.write_text(json.dumps(best.summary(prepared.study, winner), indent=2, sort_keys=True) + "\n")
+        write_metrics(args.metrics_out, best.summary(prepared.study, winner))
     console.print(f"best: trial {winner.number} {winner.values} -> {path}  (retrain: runner run {path})", soft_wrap=True)
     dashboard = prepared.url.target if prepared.url.kind == "journal" else prepared.url.public
     console.print(f"dashboard: optuna-dashboard {dashboard}", soft_wrap=True)
