@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import statistics
 import sys
 import threading
 import time
@@ -68,15 +69,20 @@ def cv(spec_file: str, k: int, mode: str, repeats: int) -> dict[str, Any]:
 
 
 def tracked_vs_untracked(spec_file: str, uri: str, repeats: int) -> dict[str, Any]:
-    """The same run with and without MLflow (checkpoints off in both: they need a tracked run)."""
+    """The same run with and without MLflow (checkpoints off in both: they need a tracked
+    run), back to back ``repeats`` times; the share of each pair, and their median."""
     from runner.experiment import run
     from runner.spec import load_spec
 
     spec = load_spec(spec_file, ["train.checkpoint_every=0"])
     run(spec, _options(uri))  # warm: imports, the store's schema
-    tracked = _best(lambda: run(spec, _options(uri)), repeats)
-    untracked = _best(lambda: run(spec, _options(None)), repeats)
-    return {"tracked": tracked, "untracked": untracked}
+    run(spec, _options(None))
+    shares = []
+    for _ in range(repeats):
+        tracked = _best(lambda: run(spec, _options(uri)), 1)["wall"]
+        untracked = _best(lambda: run(spec, _options(None)), 1)["wall"]
+        shares.append(1 - untracked / tracked)
+    return {"shares": shares, "share": statistics.median(shares)}
 
 
 def mlflow_share(spec_file: str, uri: str, sets: list[str]) -> dict[str, Any]:

@@ -5,6 +5,9 @@ A checkpoint holds the model, optimizer and scheduler states, every random gener
 the epoch, the last epoch's order, the early-stopping state with the best weights so far,
 and the history of per-epoch metrics. It is a plain dict of tensors and Python values, so
 ``torch.load(weights_only=True)`` reads it: a checkpoint fetched from MLflow is data, not code.
+Python's RNG state is stored as one tensor and the history as one JSON text: pickling them
+object by object (625 ints, a dict per epoch) was most of the cost of a small model's
+checkpoint, paid every epoch.
 
 :class:`CheckpointWriter` saves it atomically (a temporary file, then ``os.replace``: a kill
 at any instant leaves the previous checkpoint or the new one, never a torn file) and
@@ -13,36 +16,44 @@ mirrors it to the run's artifacts, both from a background thread, so the loop ne
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import random
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
 
+from runner import packing
+
 if TYPE_CHECKING:
     from runner.build import Pipeline
     from runner.tracking import Tracker
 
-FORMAT = 1
+FORMAT = 2
 #: A run's checkpoint lives in LOCAL_DIR/<run_id>/FILE and in its artifacts as ARTIFACT_DIR/FILE.
 LOCAL_DIR = Path(".specrun") / "checkpoints"
 ARTIFACT_DIR = "checkpoints"
 FILE = "last.pt"
+#: The MLflow copy of the checkpoint is refreshed at most this often (and when the run ends).
+MIRROR_SECONDS = 5.0
 
 
 def rng_state(order_rng: torch.Generator) -> dict[str, Any]:
     """Every generator a training step may draw from."""
     _, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, python_gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
         "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
-        "python": random.getstate(),
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": python_gauss},
         "order": order_rng.get_state(),
     }
 
@@ -54,7 +65,8 @@ def set_rng_state(state: dict[str, Any], order_rng: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
     n = state["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    random.setstate(state["python"])
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"].tolist()), p["gauss"]))
     order_rng.set_state(state["order"])
 
 
@@ -82,7 +94,7 @@ def capture(
             "best": stopping.best, "best_epoch": stopping.best_epoch, "waited": stopping.waited,
         },
         "best_model": best_state,
-        "history": history,
+        "history": json.dumps(history),
     }
 
 
@@ -100,20 +112,30 @@ def restore(
         es = state["early_stopping"]
         stopping.best, stopping.best_epoch, stopping.waited = es["best"], es["best_epoch"], es["waited"]
     set_rng_state(state["rng"], order_rng)
-    return state["epoch"], list(state["history"]), state["best_model"]
+    return state["epoch"], _history(state), state["best_model"]
+
+
+def _history(state: dict[str, Any]) -> list[dict[str, float]]:
+    """The per-epoch metrics of a checkpoint as written (JSON text) or as loaded (a list)."""
+    history = state["history"]
+    return json.loads(history) if isinstance(history, str) else list(history)
 
 
 def save(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same directory, then a rename."""
+    """Write ``state`` (plain or already packed) to ``path`` packed (:mod:`runner.packing`)
+    and atomically: a temporary file in the same directory, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
+    torch.save(state if packing.is_packed(state) else packing.pack(state), tmp)
     os.replace(tmp, path)
 
 
 def load(path: Path, device: Optional[torch.device] = None) -> dict[str, Any]:
     """Read a checkpoint; tensors land on ``device`` (the RNG states stay on the CPU)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    state = packing.unpack(raw) if packing.is_packed(raw) else raw  # format 1 was not packed
+    if "history" in state:
+        state["history"] = _history(state)
     if device is not None and device.type != "cpu":
         for key in ("model", "best_model"):
             if state.get(key) is not None:
@@ -121,62 +143,85 @@ def load(path: Path, device: Optional[torch.device] = None) -> dict[str, Any]:
     return state
 
 
-def _snapshot(state: Any) -> Any:
-    """A copy whose tensors training will not change (the state holds live references)."""
-    from torch.utils._pytree import tree_map
-
-    return tree_map(lambda leaf: leaf.detach().clone() if isinstance(leaf, torch.Tensor) else leaf, state)
-
-
 class CheckpointWriter:
-    """Saves each checkpoint to ``directory/last.pt`` and logs it as the run's artifact
-    ``checkpoints/last.pt``, both from a background thread: the loop only copies the state
-    (a snapshot) and trains on. A newer checkpoint supersedes one not yet written.
+    """Saves each checkpoint to ``directory/last.pt`` and mirrors the newest one to the run's
+    artifact ``checkpoints/last.pt``, both from a background thread: the loop only copies the
+    state (a snapshot) and trains on. A newer checkpoint supersedes one not yet written.
+
+    Every checkpoint is saved locally; the MLflow copy is refreshed at most every
+    ``mirror_seconds`` (and on ``close``), like the held metrics: uploading each of a small
+    model's 20-ms epochs cost more than the epochs. The MLflow copy is therefore at most
+    ``mirror_seconds`` older than the local one, never torn, and ``--resume`` continues
+    bit-identically from either.
 
     An upload reads a hard link to the file it was given (a new ``last.pt`` is a new
     inode), so it never sees a half-replaced file. ``close`` waits for the newest checkpoint
     to be saved and logged.
     """
 
-    def __init__(self, directory: Path, tracker: Tracker, extra: Optional[dict[str, Any]] = None) -> None:
+    def __init__(
+        self, directory: Path, tracker: Tracker, extra: Optional[dict[str, Any]] = None,
+        mirror_seconds: float = MIRROR_SECONDS,
+    ) -> None:
         self.directory, self.tracker, self.extra = directory, tracker, dict(extra or {})
         self.path = directory / FILE
+        self.mirror_seconds = mirror_seconds
         self._staging = directory / "upload"
         shutil.rmtree(self._staging, ignore_errors=True)  # left over by a killed process
-        self._pending: Optional[dict[str, Any]] = None
+        self._pending: Optional[tuple[int, dict[str, Any]]] = None
         self._closing = False
         self._error: Optional[BaseException] = None
+        self._mirrored_at = -math.inf
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._write_loop, name="specrun-checkpoint-writer", daemon=True)
         self._thread.start()
 
     def __call__(self, state: dict[str, Any]) -> None:
-        snapshot = _snapshot({**state, **self.extra})
+        snapshot = packing.pack({**state, **self.extra})  # the copy training will not change
         with self._cond:
-            self._pending = snapshot  # replaces one the thread has not taken yet
+            self._pending = (state["epoch"], snapshot)  # replaces one the thread has not taken yet
             self._cond.notify()
 
+    def _mirror_wait(self, unmirrored: Optional[int]) -> Optional[float]:
+        """Seconds until the saved-but-unmirrored checkpoint is due in MLflow (None: nothing to mirror)."""
+        if unmirrored is None:
+            return None
+        return max(0.0, self._mirrored_at + self.mirror_seconds - time.monotonic())
+
     def _write_loop(self) -> None:
+        unmirrored: Optional[int] = None  # epoch of the saved checkpoint MLflow lacks
         while True:
             with self._cond:
-                while self._pending is None and not self._closing:
-                    self._cond.wait()
-                if self._pending is None:
-                    return
-                state, self._pending = self._pending, None
-            save(state, self.path)
-            stage = self._staging / f"epoch-{state['epoch']}" / FILE
+                while self._pending is None and not self._closing and self._mirror_wait(unmirrored) != 0.0:
+                    self._cond.wait(self._mirror_wait(unmirrored))
+                taken, self._pending = self._pending, None
+                closing = self._closing
+            if taken is not None:
+                try:
+                    save(taken[1], self.path)
+                    unmirrored = taken[0]
+                except Exception as error:  # a full disk must not stop training; close() warns
+                    self._error = error
+            if unmirrored is not None and (closing or self._mirror_wait(unmirrored) == 0.0):
+                self._mirror(unmirrored)
+                unmirrored = None
+            if closing and taken is None:
+                return
+
+    def _mirror(self, epoch: int) -> None:
+        stage = self._staging / f"epoch-{epoch}" / FILE
+        try:
             stage.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(self.path, stage)
             except OSError:  # a file system without hard links
                 shutil.copyfile(self.path, stage)
-            try:
-                self.tracker.log_artifact(stage, ARTIFACT_DIR)
-            except Exception as error:  # tracking trouble must not stop training
-                self._error = error
-            finally:
-                shutil.rmtree(stage.parent, ignore_errors=True)
+            self.tracker.log_artifact(stage, ARTIFACT_DIR)
+        except Exception as error:  # tracking trouble must not stop training; close() warns
+            self._error = error
+        finally:
+            shutil.rmtree(stage.parent, ignore_errors=True)
+            self._mirrored_at = time.monotonic()
 
     def close(self) -> None:
         """Wait until the newest checkpoint is saved and logged; warn (once) if an upload failed."""
@@ -186,6 +231,6 @@ class CheckpointWriter:
         self._thread.join()
         if self._error is not None:
             print(
-                f"specrun: warning: could not log the checkpoint to MLflow ({self._error}); "
-                f"the local copy is {self.path}", file=sys.stderr,
+                f"specrun: warning: a checkpoint could not be saved or logged to MLflow ({self._error}); "
+                f"the newest local copy is {self.path}", file=sys.stderr,
             )

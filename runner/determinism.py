@@ -25,9 +25,19 @@ def set_reproducibility(level: str) -> None:
     deterministic = level != "off"
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic, warn_only=level == "tolerant")
+    # torch.use_deterministic_algorithms also imports the compiler (torch._inductor, ~2 s)
+    # to pass the flag on to compiled code; the eager flag alone is set here, and
+    # ``configure_compiler`` passes it on only when a run compiles.
+    torch._C._set_deterministic_algorithms(deterministic, warn_only=level == "tolerant")
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
+
+
+def configure_compiler() -> None:
+    """Give ``torch.compile`` the determinism level set by ``set_reproducibility``."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
 
 
 def resolve_device(requested: str) -> torch.device:

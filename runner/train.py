@@ -9,12 +9,13 @@ only calls them.
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
 import torch
 
-from runner import checkpoint, distributed
+from runner import checkpoint, determinism, distributed
 from runner.batches import Batches, sizes
 from runner.build import Pipeline, Tensors
 from runner.spec.schema import TrainSpec
@@ -150,9 +151,10 @@ def train_one(
     # 3) Opt-in speed: compile the forward in place (state_dict keys unchanged), wrap in DDP
     #    under torchrun, bf16 autocast for the training steps only.
     if settings.compile:
+        determinism.configure_compiler()
         model.compile()
     net = distributed.wrap(model, device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if settings.precision == "bf16" else nullcontext()
     batches = Batches(pipeline.train, pipeline.batch_size, pipeline.loader, settings.workers, device, seed)
     acc = settings.accumulate
     constraint = pipeline.penalty if hasattr(pipeline.penalty, "after_step") else None
@@ -164,12 +166,13 @@ def train_one(
         order = torch.randperm(n, generator=order_rng) if settings.shuffle else torch.arange(n)
         mine = distributed.shard(order)  # under DDP, this rank's rows of the order
         # 4) A step sums `acc` micro-batches, each weighted by its share of the step's rows,
-        #    so the gradient is the mean over the step's rows whatever the split.
+        #    so the gradient is the mean over the step's rows whatever the split (without
+        #    accumulation every weight is 1: no extra multiply in the graph).
         batch_rows = sizes(len(mine), pipeline.batch_size)
         step_rows = [sum(batch_rows[i : i + acc]) for i in range(0, len(batch_rows), acc)]
-        # 5) Accumulate on the device; read back once per epoch.
-        data_loss_sum = torch.zeros((), device=device)
-        batch_objectives = []
+        weights = [rows / step_rows[i // acc] for i, rows in enumerate(batch_rows)]
+        # 5) Keep each batch's loss on the device; read back once per epoch.
+        batch_losses, batch_objectives = [], []
         for i, (x, y) in enumerate(batches(mine)):
             ends_step = (i + 1) % acc == 0 or i + 1 == len(batch_rows)
             if pipeline.augment is not None:
@@ -179,7 +182,7 @@ def train_one(
                     outputs = net(x)
                 loss = head(outputs.float(), y)
                 objective = loss if pipeline.penalty is None else loss + pipeline.penalty(model)
-                (objective * (batch_rows[i] / step_rows[i // acc])).backward()
+                (objective if weights[i] == 1.0 else objective * weights[i]).backward()
             if ends_step:
                 if settings.grad_clip is not None:
                     if settings.grad_clip.norm is not None:
@@ -199,18 +202,21 @@ def train_one(
                 optimizer.zero_grad(set_to_none=True)
                 if pipeline.scheduler is not None and pipeline.scheduler_interval == "step":
                     pipeline.scheduler.step()  # type: ignore[attr-defined]
-            batch_objectives.append(objective.detach())
-            data_loss_sum += loss.detach() * y.shape[0]
+            batch_losses.append(loss.detach())
+            if pipeline.penalty is not None:
+                batch_objectives.append(objective.detach())
 
         # 6) A NaN/inf loss stops the run, naming the first bad step (on any rank); so do
         #    weights that overflowed on the epoch's last step. Either way this epoch is
         #    never checkpointed: the checkpoint on disk stays the last good one.
-        finite = torch.isfinite(torch.stack(batch_objectives))
+        losses = torch.stack(batch_losses)
+        finite = torch.isfinite(torch.stack(batch_objectives) if batch_objectives else losses)
         first_bad = _NO_BAD_STEP if bool(finite.all()) else int((~finite).nonzero()[0]) + 1
+        data_loss_sum = losses @ torch.tensor(batch_rows, dtype=losses.dtype, device=losses.device)
         loss_total, rows, first_bad = distributed.epoch_totals(data_loss_sum, len(mine), first_bad)
         if first_bad != _NO_BAD_STEP:
             raise NonFiniteLoss(epoch, first_bad)
-        if not bool(torch.stack([p.isfinite().all() for p in model.parameters()]).all()):
+        if not _all_finite(model):
             raise NonFiniteLoss(epoch, len(batch_rows), "weights")
         lr = optimizer.param_groups[0]["lr"]
         if pipeline.scheduler is not None and pipeline.scheduler_interval == "epoch":
@@ -246,6 +252,15 @@ def train_one(
     test = evaluate(pipeline, pipeline.test, "test")
     best_epoch = None if stopping is None else stopping.best_epoch
     return RunResult(epoch, best_epoch, weights_epoch, stopped_early, test, history)
+
+
+def _all_finite(model: torch.nn.Module) -> bool:
+    """Whether every weight is finite: the largest magnitude of each tensor, in two fused
+    ops for all of them (a NaN or inf makes it non-finite; finite weights cannot overflow)."""
+    weights = [p.detach() for p in model.parameters()]
+    if not weights:
+        return True
+    return bool(torch.stack(torch._foreach_max(torch._foreach_abs(weights))).isfinite().all())
 
 
 def _objective(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -69,3 +71,35 @@ def test_writer_mirrors_the_newest_checkpoint_to_mlflow(tmp_path: Path) -> None:
     local = client.download_artifacts(tracker.run_id, "checkpoints/last.pt", str(tmp_path))
     logged = checkpoint.load(Path(local))
     assert logged["epoch"] == 5 and logged["run_id"] == tracker.run_id
+
+
+def _poll(read: Callable[[], Any], want: Any, seconds: float = 30.0) -> Any:
+    """``read()`` until it returns ``want`` or ``seconds`` pass; the last value read."""
+    deadline = time.monotonic() + seconds
+    while (value := read()) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
+def test_the_mlflow_copy_follows_the_local_one_within_mirror_seconds(tmp_path: Path) -> None:
+    # Every checkpoint is saved locally; MLflow gets the first at once, then the newest at most
+    # every mirror_seconds, on its own (no further epoch or close needed).
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "ckpt")
+    assert tracker.run_id is not None
+    client = MlflowClient(uri)
+
+    def logged_epoch() -> Any:
+        if not client.list_artifacts(tracker.run_id, "checkpoints"):
+            return None
+        fetched = client.download_artifacts(tracker.run_id, "checkpoints/last.pt", str(tmp_path / f"dl-{time.monotonic_ns()}"))
+        return checkpoint.load(Path(fetched))["epoch"]
+
+    writer = checkpoint.CheckpointWriter(tmp_path / "ckpt" / "run", tracker, mirror_seconds=3.0)
+    writer({"epoch": 1, "w": torch.ones(10)})
+    assert _poll(logged_epoch, 1) == 1
+    writer({"epoch": 2, "w": torch.full((10,), 2.0)})
+    assert _poll(lambda: checkpoint.load(writer.path)["epoch"] if writer.path.exists() else None, 2) == 2
+    assert logged_epoch() == 1  # saved locally at once, not yet mirrored
+    assert _poll(logged_epoch, 2) == 2  # mirrored after mirror_seconds, while the run goes on
+    writer.close()

@@ -8,6 +8,8 @@ are tested here without a GPU; the CUDA path has its own ``gpu`` test.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,6 +20,8 @@ from mlflow.tracking import MlflowClient
 
 from runner import determinism
 from runner.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -94,3 +98,22 @@ def test_the_level_is_recorded_on_the_run(workdir: Path, write_spec: Callable[..
     (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert run.data.tags["specrun.reproducibility"] == "tolerant"
     assert run.data.params["reproducibility"] == "tolerant"
+
+
+def test_setting_the_level_leaves_the_compiler_unimported_until_a_run_compiles() -> None:
+    # torch.use_deterministic_algorithms imports torch._inductor (seconds of a small run's
+    # start); the eager flag alone is set, and the compiler gets it when a run compiles.
+    code = (
+        "import sys, torch\n"
+        "from runner import determinism\n"
+        "determinism.set_reproducibility('bitwise')\n"
+        "assert torch.are_deterministic_algorithms_enabled()\n"
+        "assert 'torch._inductor' not in sys.modules, 'set_reproducibility imported the compiler'\n"
+        "determinism.configure_compiler()\n"
+        "import torch._inductor.config as c\n"
+        "assert c.deterministic is True\n"
+        "determinism.set_reproducibility('off'); determinism.configure_compiler()\n"
+        "assert c.deterministic is False\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
