@@ -44,23 +44,19 @@ def load(name: str, path: str | None) -> tuple[np.ndarray, ...]:
     return x[train], y[train].astype(np.int64), x[val], y[val].astype(np.int64), xt, yt.astype(np.int64)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("workload", choices=["digits", "fashion", "fashion_cnn"])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--data")
-    args = parser.parse_args()
+def train(workload: str, epochs: int = 20, data: str | None = None) -> dict[str, object]:
+    """Train the workload's model with the plain loop; its epoch times and test accuracy."""
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # as the specs' device: auto
-    xtr, ytr, xva, yva, xte, yte = (torch.from_numpy(a).to(device) for a in load(args.workload, args.data))
-    if args.workload == "fashion_cnn":  # the `cnn` model's default layers
+    xtr, ytr, xva, yva, xte, yte = (torch.from_numpy(a).to(device) for a in load(workload, data))
+    if workload == "fashion_cnn":  # the `cnn` model's default layers
         model = nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
             nn.Linear(32, 10),
         ).to(device)
     else:
-        hidden = [128, 64] if args.workload == "digits" else [256, 128]
+        hidden = [128, 64] if workload == "digits" else [256, 128]
         layers: list[nn.Module] = []
         width = xtr.shape[1]
         for size in hidden:
@@ -70,7 +66,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.003, weight_decay=0.0)
     order_rng = torch.Generator().manual_seed(0)
     epoch_times = []
-    for _ in range(args.epochs):
+    for _ in range(epochs):
         start = time.perf_counter()
         model.train()
         order = torch.randperm(len(ytr), generator=order_rng).to(device)
@@ -87,7 +83,16 @@ def main() -> None:
         epoch_times.append(time.perf_counter() - start)
     with torch.no_grad():
         accuracy = (model(xte).argmax(1) == yte).float().mean().item()
-    print(json.dumps({"epoch_times": epoch_times, "test/accuracy": accuracy, "val": val}))
+    return {"epoch_times": epoch_times, "test/accuracy": accuracy, "val": val}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("workload", choices=["digits", "fashion", "fashion_cnn"])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--data")
+    args = parser.parse_args()
+    print(json.dumps(train(args.workload, args.epochs, args.data)))
 
 
 if __name__ == "__main__":

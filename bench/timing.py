@@ -1,6 +1,7 @@
 """One measurement in a fresh process, printed as JSON (``bench/run.py`` calls this).
 
     python bench/timing.py epochs SPEC URI [K=V]...          # per-epoch wall times of a tracked run
+    python bench/timing.py paired SPEC URI WORKLOAD R [DATA] # per-epoch specrun / hand, R rounds
     python bench/timing.py cv SPEC K parallel|sequential R   # best of R untracked k-fold runs
     python bench/timing.py tracking SPEC URI R               # best of R runs, tracked and untracked
     python bench/timing.py mlflow SPEC URI [K=V]...          # time the main thread spends in MLflow calls
@@ -44,6 +45,26 @@ def epochs(spec_file: str, uri: str, sets: list[str]) -> dict[str, Any]:
     return {"epoch_times": [b - a for a, b in zip(ticks, ticks[1:])]}
 
 
+def paired_epochs(spec_file: str, uri: str, workload: str, rounds: int, data: str | None) -> dict[str, Any]:
+    """Per-epoch cost of a tracked ``runner run`` over the hand loop's, both in this process,
+    alternating for ``rounds`` rounds: each round's ratio compares the two sides' fastest
+    epochs after the first, measured seconds apart; the result is the median ratio. (Between
+    processes minutes apart, this machine's speed drifted by up to 1.8x.)"""
+    from hand import train
+
+    from runner import determinism
+    from runner.spec import load_spec
+
+    n_epochs = load_spec(spec_file, []).train.epochs
+    ratios = []
+    for _ in range(rounds + 1):  # the first round warms both up
+        determinism.set_reproducibility("off")  # the hand loop as written: torch's defaults
+        hand = min(train(workload, n_epochs, data)["epoch_times"][1:])
+        ours = min(epochs(spec_file, uri, [])["epoch_times"][1:])
+        ratios.append(ours / hand)
+    return {"ratios": ratios[1:], "ratio": statistics.median(ratios[1:])}
+
+
 def _best(measure: Any, repeats: int) -> dict[str, float]:
     """The fastest of ``repeats`` measurements (wall and CPU seconds): on a shared machine the
     minimum is the run least disturbed by others."""
@@ -77,12 +98,13 @@ def tracked_vs_untracked(spec_file: str, uri: str, repeats: int) -> dict[str, An
     spec = load_spec(spec_file, ["train.checkpoint_every=0"])
     run(spec, _options(uri))  # warm: imports, the store's schema
     run(spec, _options(None))
-    shares = []
+    shares, added = [], []
     for _ in range(repeats):
         tracked = _best(lambda: run(spec, _options(uri)), 1)["wall"]
         untracked = _best(lambda: run(spec, _options(None)), 1)["wall"]
         shares.append(1 - untracked / tracked)
-    return {"shares": shares, "share": statistics.median(shares)}
+        added.append(tracked - untracked)
+    return {"shares": shares, "share": statistics.median(shares), "added_seconds": statistics.median(added)}
 
 
 def mlflow_share(spec_file: str, uri: str, sets: list[str]) -> dict[str, Any]:
@@ -119,6 +141,8 @@ def main(argv: list[str]) -> None:
     what, spec_file, *rest = argv
     if what == "epochs":
         result = epochs(spec_file, rest[0], rest[1:])
+    elif what == "paired":
+        result = paired_epochs(spec_file, rest[0], rest[1], int(rest[2]), rest[3] if len(rest) > 3 else None)
     elif what == "cv":
         result = cv(spec_file, int(rest[0]), rest[1], int(rest[2]))
     elif what == "tracking":

@@ -253,7 +253,6 @@ def train_batched(
             order = torch.randperm(n, generator=generators[f]) if settings.shuffle else torch.arange(n)
             index[f, :n] = order  # chunk s of the row is the member's batch s (padding unused)
         index = index.view(k, steps, batch).to(device)
-        loss_sum = torch.zeros(k, device=device)
         losses_per_step = []
         for s in range(steps):
             rows = index[:, s]
@@ -279,16 +278,16 @@ def train_batched(
             optimizer.zero_grad(set_to_none=True)
             if scheduler is not None and interval == "step":
                 scheduler.step()  # type: ignore[attr-defined]
-            losses = losses.detach()
-            losses_per_step.append(losses)
-            loss_sum += losses * counts_dev[:, s]
+            losses_per_step.append(losses.detach())
 
         # 4) Non-finite losses or weights of a member still training stop the run, as in train_one.
-        finite = torch.isfinite(torch.stack(losses_per_step)).all(0).tolist()
+        step_losses = torch.stack(losses_per_step)  # (steps, k)
+        loss_sum = (step_losses * counts_dev.T).sum(0)
+        finite = torch.isfinite(step_losses).all(0).tolist()
         weights_finite = torch.stack([p.isfinite().flatten(1).all(1) for p in stacked]).all(0).tolist()
         for f in range(k):
             if active[f] and not finite[f]:
-                bad = int((~torch.isfinite(torch.stack(losses_per_step)[:, f])).nonzero()[0]) + 1
+                bad = int((~torch.isfinite(step_losses[:, f])).nonzero()[0]) + 1
                 raise NonFiniteLoss(epoch, bad, f"training loss of member {f}")
             if active[f] and not weights_finite[f]:
                 raise NonFiniteLoss(epoch, steps, f"weights of member {f}")

@@ -180,10 +180,10 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             tags=tags,
             parent_run_id=options.parent_run_id,
         )
-        tracker.log_params(flatten(resolved))
     parameters = sum(p.numel() for p in pipeline.model.parameters() if p.requires_grad)
     if resume is None:
         tracker.log_metrics({"model/params": float(parameters)}, step=0)
+        tracker.log_params(flatten(resolved))  # with the held metric: one write
 
     # 4) Checkpoints belong to a run (they are resumed through it): none when untracked.
     writer = None

@@ -1,7 +1,7 @@
 """The only module that talks to MLflow: a small ``Tracker`` protocol and its implementations.
 
-``MlflowTracker`` imports mlflow in its constructor, so nothing else pays for it. Per-epoch
-metrics go in one ``log_batch`` call per epoch.
+``MlflowTracker`` imports mlflow in its constructor, so nothing else pays for it. Metrics are
+held and written in batches (every ``FLUSH_SECONDS``, with the params, and at the end).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def fit_param_value(value: str, limit: int) -> str:
     return HASH_MARKER.format(digest=hashlib.sha256(value.encode()).hexdigest())
 
 
-_METRICS_PER_BATCH = 1000  # MLflow's limit on metrics in one log_batch
+_METRICS_PER_BATCH = 1000  # MLflow's limit on metrics (and params and tags) in one log_batch
 
 
 class Tracker(Protocol):
@@ -146,33 +146,35 @@ class MlflowTracker:
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         """Held, and written every ``FLUSH_SECONDS`` in one batch (and by ``flush``/``end``)."""
+        self.log_metrics(metrics, step=epoch)
+
+    def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
+        """Held like each epoch's metrics: written with the next params, the next batch due
+        after ``FLUSH_SECONDS``, or when the run ends (each write is a database transaction)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self._held += [Metric(key, float(value), now, epoch) for key, value in metrics.items()]
+        self._held += [Metric(key, float(value), now, step or 0) for key, value in metrics.items()]
         if time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
-        """Write the held per-epoch metrics now."""
+        """Write the held metrics now."""
         held, self._held = self._held, []
         for i in range(0, len(held), _METRICS_PER_BATCH):
             self._client.log_batch(self._run(), metrics=held[i : i + _METRICS_PER_BATCH])
         self._flushed_at = time.monotonic()
 
-    def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self._held += [Metric(key, float(value), now, step or 0) for key, value in metrics.items()]
-        self.flush()
-
     def log_params(self, params: dict[str, str]) -> None:
+        """Written at once, together with the metrics held so far (one transaction, not two)."""
         from mlflow.entities import Param
 
         items = [Param(k, fit_param_value(v, self._param_limit)) for k, v in params.items()]
         for i in range(0, len(items), self._batch_limit):
-            self._client.log_batch(self._run(), params=items[i : i + self._batch_limit])
+            chunk = items[i : i + self._batch_limit]
+            room = _METRICS_PER_BATCH - len(chunk)  # MLflow's limit counts params and metrics together
+            metrics, self._held = self._held[:room], self._held[room:]
+            self._client.log_batch(self._run(), metrics=metrics, params=chunk)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag

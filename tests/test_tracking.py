@@ -1,0 +1,40 @@
+"""The MLflow tracker writes in batches: held metrics go with the params, the next due
+flush, or the end of the run, and nothing is lost on the way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from runner import tracking
+from runner.tracking import MlflowTracker
+
+
+def test_metrics_are_held_then_written_with_the_params_and_at_the_end(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "batches")
+    client = MlflowClient(uri)
+    assert tracker.run_id is not None
+    tracker.log_metrics({"model/params": 42.0}, step=0)
+    assert client.get_run(tracker.run_id).data.metrics == {}  # held, not yet written
+    tracker.log_params({f"p{i}": str(i) for i in range(250)})  # three chunks of MLflow's 100
+    run = client.get_run(tracker.run_id)
+    assert run.data.metrics == {"model/params": 42.0} and len(run.data.params) == 250
+    for epoch in range(1, 4):
+        tracker.epoch_end(epoch, {"train/loss": 1.0 / epoch})
+    tracker.log_metrics({"test/loss": 0.5}, step=3)
+    tracker.end("FINISHED")
+    run = client.get_run(tracker.run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics["test/loss"] == 0.5
+    assert [m.step for m in client.get_metric_history(tracker.run_id, "train/loss")] == [1, 2, 3]
+
+
+def test_held_metrics_are_written_once_flush_seconds_pass(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(tracking, "FLUSH_SECONDS", 0.0)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "batches")
+    assert tracker.run_id is not None
+    tracker.epoch_end(1, {"train/loss": 2.0})
+    assert MlflowClient(uri).get_run(tracker.run_id).data.metrics == {"train/loss": 2.0}
+    tracker.end("FINISHED")
