@@ -53,7 +53,7 @@ def rng_state(order_rng: torch.Generator) -> dict[str, Any]:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
         "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
-        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": python_gauss},
+        "python": {"version": version, "state": torch.from_numpy(np.array(internal, dtype=np.int64)), "gauss": python_gauss},
         "order": order_rng.get_state(),
     }
 

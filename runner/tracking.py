@@ -97,6 +97,7 @@ class MlflowTracker:
             run_tags["mlflow.parentRunId"] = parent_run_id
         run = self._client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
         self.run_id: Optional[str] = run.info.run_id
+        self._artifacts = self._artifact_repository(run.info.artifact_uri)
         self.ended = False
         self._held: list[Any] = []
         self._flushed_at = time.monotonic()
@@ -122,6 +123,7 @@ class MlflowTracker:
         run = self._client.get_run(run_id)
         self.experiment_id = run.info.experiment_id
         self.run_id = run_id
+        self._artifacts = self._artifact_repository(run.info.artifact_uri)
         self.ended = False
         self._held = []
         self._flushed_at = time.monotonic()
@@ -183,8 +185,15 @@ class MlflowTracker:
         for i in range(0, len(items), self._batch_limit):
             self._client.log_batch(self._run(), tags=items[i : i + self._batch_limit])
 
+    def _artifact_repository(self, artifact_uri: str) -> Any:
+        """The run's artifact store, from the run's own record: MlflowClient.log_artifact
+        would look the run up again (a query) for its first artifact."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+
     def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None:
-        self._client.log_artifact(self._run(), str(path), artifact_path)
+        self._artifacts.log_artifact(str(path), artifact_path)
 
     def end(self, status: str) -> None:
         if not self.ended:
