@@ -5,13 +5,14 @@ each), and a small model's checkpoint is dozens of small tensors (weights, two m
 step per parameter, RNG states). Packed, it is one buffer per device and dtype plus a JSON
 layout, and packing is the snapshot itself: one copy per buffer, taken in the training loop,
 after which the background writer pickles a handful of objects instead of hundreds (which
-held the GIL the loop needed, a fifth of a 20-ms epoch).
+held the GIL the loop needed: a 20-ms epoch took a third longer).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import math
+from typing import Any, Callable
 
 import torch
 
@@ -23,21 +24,30 @@ def is_packed(value: Any) -> bool:
     return isinstance(value, dict) and _KEY in value
 
 
+def _map(value: Any, is_leaf: Callable[[Any], bool], leaf: Callable[[Any], Any]) -> Any:
+    """``value`` with every leaf replaced by ``leaf(it)``, through dicts, lists and tuples."""
+    if is_leaf(value):
+        return leaf(value)
+    if isinstance(value, dict):
+        return {key: _map(item, is_leaf, leaf) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map(item, is_leaf, leaf) for item in value)
+    return value
+
+
+def _is_marker(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and value[0] == _TENSOR
+
+
 def pack(state: Any) -> dict[str, Any]:
     """A copy of ``state`` whose tensors are slices of one buffer per (device, dtype)."""
     leaves: list[torch.Tensor] = []
 
-    def strip(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            leaves.append(value.detach())
-            return (_TENSOR, len(leaves) - 1)
-        if isinstance(value, dict):
-            return {key: strip(item) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(strip(item) for item in value)
-        return value
+    def marker(tensor: torch.Tensor) -> tuple[str, int]:
+        leaves.append(tensor.detach())
+        return (_TENSOR, len(leaves) - 1)
 
-    tree = strip(state)
+    tree = _map(state, lambda value: isinstance(value, torch.Tensor), marker)
     groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
     for index, leaf in enumerate(leaves):
         groups.setdefault((leaf.device, leaf.dtype), []).append(index)
@@ -56,20 +66,8 @@ def unpack(packed: dict[str, Any]) -> Any:
     a tensor's memory from the start of its storage (``torch.set_rng_state`` crashes on a
     view at an offset)."""
     buffers = packed["buffers"]
-    tensors = []
-    for group, offset, shape in json.loads(packed["layout"]):
-        numel = 1
-        for size in shape:
-            numel *= size
-        tensors.append(buffers[group][offset : offset + numel].view(shape).clone())
-
-    def fill(value: Any) -> Any:
-        if isinstance(value, tuple) and len(value) == 2 and value[0] == _TENSOR:
-            return tensors[value[1]]
-        if isinstance(value, dict):
-            return {key: fill(item) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(fill(item) for item in value)
-        return value
-
-    return fill(packed["tree"])
+    tensors = [
+        buffers[group][offset : offset + math.prod(shape)].view(shape).clone()
+        for group, offset, shape in json.loads(packed["layout"])
+    ]
+    return _map(packed["tree"], _is_marker, lambda marker: tensors[marker[1]])

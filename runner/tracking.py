@@ -189,8 +189,11 @@ class MlflowTracker:
         """The run's artifact store, from the run's own record: MlflowClient.log_artifact
         would look the run up again (a query) for its first artifact."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 
-        return get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+        # As MlflowClient builds it (a Databricks URI carries the tracking URI's profile).
+        uri = add_databricks_profile_info_to_artifact_uri(artifact_uri, self.uri)
+        return get_artifact_repository(uri, tracking_uri=self.uri)
 
     def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None:
         self._artifacts.log_artifact(str(path), artifact_path)

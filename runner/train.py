@@ -61,8 +61,8 @@ def outputs_of(pipeline: Pipeline, part: Tensors) -> tuple[torch.Tensor, torch.T
     was_training = model.training
     model.eval()
     # Chunks are copied to the device when the part lives in host memory (the DataLoader path).
-    chunks = [model(part.x[i : i + _EVAL_CHUNK].to(device, non_blocking=True)) for i in range(0, len(part), _EVAL_CHUNK)]
-    outputs = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+    per_chunk = [model(part.x[i : i + _EVAL_CHUNK].to(device, non_blocking=True)) for i in range(0, len(part), _EVAL_CHUNK)]
+    outputs = per_chunk[0] if len(per_chunk) == 1 else torch.cat(per_chunk)
     model.train(was_training)
     return outputs, part.y.to(device, non_blocking=True)
 
