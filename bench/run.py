@@ -13,10 +13,9 @@ Whole-process ratios are the median of ``--repeats`` back-to-back pairs of proce
 per-epoch ratios the median of ``--repeats`` rounds in one process that alternates the
 hand loop and a tracked ``runner run`` (each side's fastest epoch after the first); the
 MLflow share is the time the training thread spends inside MLflow calls, median of
-3 x ``--repeats`` runs, and the k-fold figures take the
-fastest of ``--repeats`` runs of each side. All processes get the same
-``--threads`` (OMP/MKL threads; 1 by default, so that processes of others sharing the
-cores do not make torch's thread pool spin).
+3 x ``--repeats`` runs, and the k-fold figures take the fastest of ``--repeats`` runs of
+each side. All processes get the same ``--threads`` (OMP/MKL threads; 1 by default, so
+that processes of others sharing the cores do not make torch's thread pool spin).
 """
 
 from __future__ import annotations
@@ -89,10 +88,12 @@ def compare_with_hand(workload: str, repeats: int, uri: str, env: dict[str, str]
     alternates the two (``bench/timing.py paired``). On a shared machine the speed of the
     cores drifts by tens of percent within minutes, so only what is measured together is
     compared."""
+    from runner.spec import load_spec
+
     py = sys.executable
     spec = f"bench/specs/{workload}.yaml"
     data = {"fashion": str(FASHION_NPZ), "fashion_cnn": str(FASHION_CNN_NPZ)}.get(workload)
-    epochs = {"fashion": 10, "fashion_cnn": 3}.get(workload, 20)
+    epochs = load_spec(ROOT / spec, []).train.epochs  # the hand loop does the spec's epochs
     hand_args = [py, "bench/hand.py", workload, "--epochs", str(epochs), *(["--data", data] if data else [])]
     runner_args = [py, "-m", "runner.cli", "run", spec, "--tracking-uri", uri, "--experiment", "bench"]
     _run(runner_args, env)  # warm: the store's schema, file caches
