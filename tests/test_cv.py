@@ -7,7 +7,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -104,9 +104,19 @@ def test_kfold_run_is_a_parent_with_one_child_per_fold(
     assert "model" in {a.path for a in client.list_artifacts(children[0].info.run_id)}
 
 
-@pytest.mark.parametrize(("model", "how"), [("", "batched layers"), (", activation: prelu", "torch.func.vmap")])
-def test_fold_parallel_matches_sequential(write_spec: Callable[..., Path], model: str, how: str) -> None:
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test, and the count it had afterwards: results on CPU depend
+    on the thread count, and later tests compare in-process runs with child processes'."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(("model", "how"), [("", "batched layers"), (", activation: prelu", "torch.func.vmap")])
+@pytest.mark.usefixtures("one_thread")
+def test_fold_parallel_matches_sequential(write_spec: Callable[..., Path], model: str, how: str) -> None:
     spec = load_spec(cv_spec(write_spec, folds="{type: kfold, k: 4}", model=model))
     batched = run_cv(spec, RunOptions(track=False, quiet=True))
     assert how in batched.mode_reason
