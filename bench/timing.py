@@ -94,10 +94,13 @@ def mlflow_share(spec_file: str, uri: str, repeats: int) -> dict[str, Any]:
     ``repeats`` runs after a warm one. Calls from the checkpoint writer's thread are not
     counted: they do not hold the loop up (what they cost it shows in the per-epoch ratio).
     Measured directly: the difference between tracked and untracked runs of a few seconds
-    is smaller than this machine's run-to-run noise."""
+    is smaller than this machine's run-to-run noise. MLflow runs in a tracking process, as
+    under ``runner run`` (``SPECRUN_TRACKING_PROCESS=0``: in this one)."""
     from runner import tracking
     from runner.experiment import run
     from runner.spec import load_spec
+
+    tracking.start_tracking_process()
 
     main_thread = threading.get_ident()
     spent, depth = [0.0], [0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -185,12 +186,17 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from runner.spec import SpecError, load_spec
-
     problem = _run_usage_problem(args)
     if problem:
         _error(problem)
         return EXIT_INVALID
+    if _tracks_here(args):
+        from runner.tracking import start_tracking_process
+
+        start_tracking_process()  # MLflow starts up on another core while the spec, torch and the data load
+
+    from runner.spec import SpecError, load_spec
+
     spec = None
     if args.spec is not None:
         try:
@@ -249,6 +255,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         write_history(outcome.result.history, args.history_out)
     return 0
+
+
+def _tracks_here(args: argparse.Namespace) -> bool:
+    """Whether this process will write to MLflow: tracking is on, and it is not the launcher
+    of ``--nproc`` workers nor a worker other than rank 0."""
+    if args.no_track:
+        return False
+    if "RANK" in os.environ:
+        return os.environ["RANK"] == "0"
+    return args.nproc <= 1
 
 
 def _run_members(args: argparse.Namespace, spec: object) -> int:

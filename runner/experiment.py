@@ -22,7 +22,7 @@ from runner.checkpoint import CheckpointWriter
 from runner.data import DataError, PreparedData, prepare
 from runner.progress import progress_for
 from runner.spec.schema import Spec
-from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, tracking_uri
+from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, open_store_early, tracking_uri
 from runner.train import RunResult, train_one
 
 if TYPE_CHECKING:
@@ -133,6 +133,9 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             f"the data must be the data run {resume.run_id} started with (sha256 {resume.data_sha256}), "
             f"but it is now {data.fingerprint}"
         )
+    uri = resume.uri if resume is not None else tracking_uri(options.tracking_uri, spec.tracking.uri)
+    if options.track and main:
+        open_store_early(uri)  # the data can serve the spec: the store may now exist
     determinism.seed_everything(spec.seed)
     pipeline = build(spec, data, device)
     state = None if resume is None or resume.checkpoint is None else checkpoint.load(resume.checkpoint, device)
@@ -167,14 +170,14 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     logged_epochs = 0
     if options.track and main and resume is not None:
         start = 0 if state is None else state["epoch"]
-        tracker = MlflowTracker.reopen(resume.uri, resume.run_id, {"specrun.resumed_from_epoch": str(start)})
+        tracker = MlflowTracker.reopen(uri, resume.run_id, {"specrun.resumed_from_epoch": str(start)})
         for epoch, metrics in enumerate([] if state is None else state["history"], start=1):
             if epoch > resume.logged_epochs:
                 tracker.log_metrics(metrics, step=epoch)
         logged_epochs = max(resume.logged_epochs, start)
     elif options.track and main:
         tracker = MlflowTracker(
-            tracking_uri(options.tracking_uri, spec.tracking.uri),
+            uri,
             options.experiment or spec.tracking.experiment or spec.name,
             run_name=options.run_name or spec.tracking.run_name,
             tags=tags,
@@ -219,6 +222,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             tracker.log_artifact(workdir / "metrics.json")
             tracker.log_artifact(workdir / "weights.pt", "model")
             figures.log_figures(pipeline, workdir, tracker)
+            tracker.end("FINISHED")
         except BaseException as error:
             # The last good checkpoint is on disk; closing the writer lands it in MLflow too.
             if writer is not None:
@@ -227,7 +231,6 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)
-        tracker.end("FINISHED")
     # 5) A finished run's last checkpoint stays in MLflow; the local copy has served its purpose.
     if tracker.run_id is not None:
         shutil.rmtree(CHECKPOINT_DIR / tracker.run_id, ignore_errors=True)

@@ -1,7 +1,10 @@
-"""The only module that talks to MLflow: a small ``Tracker`` protocol and its implementations.
+"""How runs reach MLflow: a small ``Tracker`` protocol and its implementations, and the
+reading of past runs (``--resume``, ``runner reproduce``).
 
-``MlflowTracker`` imports mlflow in its constructor, so nothing else pays for it. Metrics are
-held and written in batches (every ``FLUSH_SECONDS``, with the params, and at the end).
+``MlflowTracker`` writes through a ``Store``: MLflow in this process (``mlflow_store.py``,
+imported on first use, so nothing else pays for it) or in the tracking process that
+``runner run`` starts (``tracking_process.py``). Metrics are held and written in batches
+(every ``FLUSH_SECONDS``, with the params, and at the end).
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from runner.mlflow_store import MetricRow, Pair
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 #: Per-epoch metrics are held and written in one batch at most this often (and at the end):
@@ -79,6 +85,61 @@ class NullTracker:
     def end(self, status: str) -> None: ...
 
 
+class Store(Protocol):
+    """Where an ``MlflowTracker`` writes: ``MlflowStore`` in this process, or the same calls
+    carried out by the tracking process (``TrackingProcess``)."""
+
+    def limits(self) -> tuple[int, int]: ...
+    def open_store(self, uri: str) -> None: ...
+    def create_run(self, uri: str, experiment: str, run_name: Optional[str], tags: dict[str, str]) -> str: ...
+    def reopen_run(self, uri: str, run_id: str) -> None: ...
+    def log_batch(
+        self, run_id: str, metrics: Sequence[MetricRow] = (), params: Sequence[Pair] = (), tags: Sequence[Pair] = (),
+    ) -> None: ...
+    def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str]) -> None: ...
+    def end_run(self, run_id: str, status: str) -> None: ...
+    def wait(self) -> None: ...
+
+
+_process: Optional[Store] = None
+_local: Optional[Store] = None
+
+
+def start_tracking_process() -> None:
+    """From now on, carry out this process's MLflow writes in a helper process (see
+    ``runner/tracking_process.py``); ``runner run`` calls this first thing, so that MLflow
+    starts up on another core. ``SPECRUN_TRACKING_PROCESS=0`` keeps them in this process."""
+    global _process
+    if _process is not None or os.environ.get("SPECRUN_TRACKING_PROCESS", "1") == "0" or os.name != "posix":
+        return
+    import atexit
+
+    from runner.tracking_process import TrackingProcess
+
+    process = TrackingProcess()
+    atexit.register(process.close)  # waits for the last writes
+    _process = process
+
+
+def store() -> Store:
+    """The tracking process when one was started, else MLflow in this process."""
+    global _local
+    if _process is not None:
+        return _process
+    if _local is None:
+        from runner.mlflow_store import MlflowStore
+
+        _local = MlflowStore()
+    return _local
+
+
+def open_store_early(uri: str) -> None:
+    """Let the tracking process open (or create) the store at ``uri`` while this process goes
+    on; without one, the store opens when the run is created, as before."""
+    if _process is not None:
+        _process.open_store(uri)
+
+
 class MlflowTracker:
     """One MLflow run, created on construction; ``end`` marks it FINISHED, FAILED or KILLED."""
 
@@ -90,61 +151,32 @@ class MlflowTracker:
         tags: Optional[dict[str, str]] = None,
         parent_run_id: Optional[str] = None,
     ) -> None:
-        self._connect(uri)
-        self.experiment_id = self._experiment_id(experiment)
-        run_tags = dict(tags or {})
+        # Plain str: a str subclass (torch.__version__) would import its module to unpickle.
+        run_tags = {str(k): str(v) for k, v in (tags or {}).items()}
         if parent_run_id:
             run_tags["mlflow.parentRunId"] = parent_run_id
-        run = self._client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
-        self.run_id: Optional[str] = run.info.run_id
-        self._artifacts = self._artifact_repository(run.info.artifact_uri)
-        self.ended = False
-        self._held: list[Any] = []
-        self._flushed_at = time.monotonic()
+        self._start(uri)
+        self.run_id: Optional[str] = self._store.create_run(uri, experiment, run_name, run_tags)
 
-    def _connect(self, uri: str) -> None:
-        # Alembic's schema migrations log at INFO on a new SQLite store; users need none of it.
-        for name in ("alembic", "mlflow.store.db.utils"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        from mlflow.tracking import MlflowClient
-        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
-
-        self._client = MlflowClient(tracking_uri=uri)
-        self._param_limit = MAX_PARAM_VAL_LENGTH
-        self._batch_limit = MAX_PARAMS_TAGS_PER_BATCH
+    def _start(self, uri: str) -> None:
         self.uri = uri
+        self._store = store()
+        self._limits: Optional[tuple[int, int]] = None
+        self.ended = False
+        self._held: list[MetricRow] = []
+        self._flushed_at = time.monotonic()
 
     @classmethod
     def reopen(cls, uri: str, run_id: str, tags: Optional[dict[str, str]] = None) -> "MlflowTracker":
         """Attach to an existing run (``--resume``) and set it back to RUNNING; a stale
         ``specrun.error`` from an earlier attempt is removed."""
         self = cls.__new__(cls)
-        self._connect(uri)
-        run = self._client.get_run(run_id)
-        self.experiment_id = run.info.experiment_id
+        self._start(uri)
+        self._store.reopen_run(uri, run_id)
         self.run_id = run_id
-        self._artifacts = self._artifact_repository(run.info.artifact_uri)
-        self.ended = False
-        self._held = []
-        self._flushed_at = time.monotonic()
-        self._client.update_run(run_id, status="RUNNING")
-        if "specrun.error" in run.data.tags:
-            self._client.delete_tag(run_id, "specrun.error")
         if tags:
             self.set_tags(tags)
         return self
-
-    def _experiment_id(self, name: str) -> str:
-        found = self._client.get_experiment_by_name(name)
-        if found is not None:
-            return found.experiment_id
-        try:
-            return self._client.create_experiment(name)
-        except Exception:  # another worker created it between our two calls
-            found = self._client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return found.experiment_id
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         """Held, and written every ``FLUSH_SECONDS`` in one batch (and by ``flush``/``end``)."""
@@ -153,10 +185,8 @@ class MlflowTracker:
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
         """Held like each epoch's metrics: written with the next params, the next batch due
         after ``FLUSH_SECONDS``, or when the run ends (each write is a database transaction)."""
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
-        self._held += [Metric(key, float(value), now, step or 0) for key, value in metrics.items()]
+        self._held += [(str(key), float(value), now, int(step or 0)) for key, value in metrics.items()]
         if time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
             self.flush()
 
@@ -164,44 +194,42 @@ class MlflowTracker:
         """Write the held metrics now."""
         held, self._held = self._held, []
         for i in range(0, len(held), _METRICS_PER_BATCH):
-            self._client.log_batch(self._run(), metrics=held[i : i + _METRICS_PER_BATCH])
+            self._store.log_batch(self._run(), metrics=held[i : i + _METRICS_PER_BATCH])
         self._flushed_at = time.monotonic()
+
+    def _batch_limits(self) -> tuple[int, int]:
+        if self._limits is None:
+            self._limits = self._store.limits()
+        return self._limits
 
     def log_params(self, params: dict[str, str]) -> None:
         """Written at once, together with the metrics held so far (one transaction, not two)."""
-        from mlflow.entities import Param
-
-        items = [Param(k, fit_param_value(v, self._param_limit)) for k, v in params.items()]
-        for i in range(0, len(items), self._batch_limit):
-            chunk = items[i : i + self._batch_limit]
+        value_limit, batch_limit = self._batch_limits()
+        items = [(str(k), fit_param_value(str(v), value_limit)) for k, v in params.items()]
+        for i in range(0, len(items), batch_limit):
+            chunk = items[i : i + batch_limit]
             room = _METRICS_PER_BATCH - len(chunk)  # MLflow's limit counts params and metrics together
             metrics, self._held = self._held[:room], self._held[room:]
-            self._client.log_batch(self._run(), metrics=metrics, params=chunk)
+            self._store.log_batch(self._run(), metrics=metrics, params=chunk)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
-        for i in range(0, len(items), self._batch_limit):
-            self._client.log_batch(self._run(), tags=items[i : i + self._batch_limit])
-
-    def _artifact_repository(self, artifact_uri: str) -> Any:
-        """The run's artifact store, from the run's own record: MlflowClient.log_artifact
-        would look the run up again (a query) for its first artifact."""
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-        from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
-
-        # As MlflowClient builds it (a Databricks URI carries the tracking URI's profile).
-        uri = add_databricks_profile_info_to_artifact_uri(artifact_uri, self.uri)
-        return get_artifact_repository(uri, tracking_uri=self.uri)
+        batch_limit = self._batch_limits()[1]
+        items = [(str(k), str(v)) for k, v in tags.items()]
+        for i in range(0, len(items), batch_limit):
+            self._store.log_batch(self._run(), tags=items[i : i + batch_limit])
 
     def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None:
-        self._artifacts.log_artifact(str(path), artifact_path)
+        self._store.log_artifact(self._run(), str(path), artifact_path)
+
+    def wait(self) -> None:
+        """Return once what was written so far is in the store (the tracking process writes
+        metrics and tags without being waited for; ending a run always waits)."""
+        self._store.wait()
 
     def end(self, status: str) -> None:
         if not self.ended:
             self.flush()
-            self._client.set_terminated(self._run(), status)
+            self._store.end_run(self._run(), status)
             self.ended = True
 
     def _run(self) -> str:

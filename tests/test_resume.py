@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 import torch
@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from runner import checkpoint
 from runner.cli import main
+from runner.tracking_process import ABANDONED
 from tests.conftest import subprocess_env
 
 DIVERGING = """\
@@ -112,6 +113,15 @@ def _kill_after_checkpoint(child: subprocess.Popen[str], pattern: str, at_least:
     raise AssertionError("no checkpoint appeared in time")
 
 
+def _wait_until_ended(uri: str, run_id: str) -> Any:
+    """The run, once it is no longer RUNNING (its killed runner's tracking process ends it)."""
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + 60
+    while (run := client.get_run(run_id)).info.status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return run
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
     spec = write_spec(RESUMABLE)
@@ -119,17 +129,18 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(workdir: P
     reference = workdir / "reference.json"
     assert main(["run", str(spec), "--tracking-uri", f"sqlite:///{workdir / 'reference.db'}", "--metrics-out", str(reference)]) == 0
 
-    # 2) Kill it with SIGKILL after epoch 3's checkpoint: nothing runs on SIGKILL, so the
-    #    run stays RUNNING in MLflow.
+    # 2) Kill it with SIGKILL after epoch 3's checkpoint: nothing runs in the runner on
+    #    SIGKILL; its tracking process sees it gone and marks the run KILLED.
     out = workdir / "resumed.json"
     run_id, epoch = _kill_after_checkpoint(_start(workdir, str(spec), "--tracking-uri", tracking_uri), "*/last.pt", 3)
-    (run,) = _runs(tracking_uri)
-    assert run.info.run_id == run_id and run.info.status == "RUNNING" and epoch < 60
+    run = _wait_until_ended(tracking_uri, run_id)
+    assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED and epoch < 60
 
     # 3) Resume from the local checkpoint, and kill the resumed process again, later on.
     resumed = _start(workdir, "--resume", run_id, "--tracking-uri", tracking_uri, "--metrics-out", str(out))
     _, second = _kill_after_checkpoint(resumed, f"{run_id}/last.pt", epoch + 3)
     assert second < 60 and not out.exists()
+    assert _wait_until_ended(tracking_uri, run_id).info.status == "KILLED"
 
     # 4) Resume once more on a machine without the local copy: from the MLflow artifact.
     shutil.rmtree(checkpoint.LOCAL_DIR / run_id)

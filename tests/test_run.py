@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -134,13 +135,15 @@ def test_ctrl_c_marks_the_run_killed_with_its_last_checkpoint(workdir: Path, wri
     child = subprocess.Popen(
         [sys.executable, "-m", "runner", "run", str(spec), "--tracking-uri", tracking_uri],
         cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )
-    # Wait until a few epochs are logged, then interrupt as a terminal's Ctrl-C would.
+    # Wait until a few epochs are logged, then interrupt as a terminal's Ctrl-C would: the
+    # whole process group (the runner and its tracking process) gets SIGINT.
     assert child.stderr is not None
     for line in child.stderr:
         if "epoch 3/" in line:
             break
-    child.send_signal(signal.SIGINT)
+    os.killpg(child.pid, signal.SIGINT)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
     client, run = only_run(tracking_uri)

@@ -1,14 +1,27 @@
 """The MLflow tracker writes in batches: held metrics go with the params, the next due
-flush, or the end of the run, and nothing is lost on the way."""
+flush, or the end of the run, and nothing is lost on the way; the same in this process
+and through the tracking process that ``runner run`` starts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from runner import tracking
 from runner.tracking import MlflowTracker
+from runner.tracking_process import TrackingProcess
+
+
+@pytest.fixture(params=["in-process", "tracking-process"], autouse=True)
+def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test once with MLflow in the test's process and once through a tracking process."""
+    process = None
+    if request.param == "tracking-process":
+        process = TrackingProcess()
+        request.addfinalizer(process.close)
+    monkeypatch.setattr(tracking, "_process", process)
 
 
 def test_metrics_are_held_then_written_with_the_params_and_at_the_end(tmp_path: Path) -> None:
@@ -17,8 +30,10 @@ def test_metrics_are_held_then_written_with_the_params_and_at_the_end(tmp_path: 
     client = MlflowClient(uri)
     assert tracker.run_id is not None
     tracker.log_metrics({"model/params": 42.0}, step=0)
+    tracker.wait()
     assert client.get_run(tracker.run_id).data.metrics == {}  # held, not yet written
     tracker.log_params({f"p{i}": str(i) for i in range(250)})  # three chunks of MLflow's 100
+    tracker.wait()
     run = client.get_run(tracker.run_id)
     assert run.data.metrics == {"model/params": 42.0} and len(run.data.params) == 250
     for epoch in range(1, 4):
@@ -36,5 +51,6 @@ def test_held_metrics_are_written_once_flush_seconds_pass(tmp_path: Path, monkey
     tracker = MlflowTracker(uri, "batches")
     assert tracker.run_id is not None
     tracker.epoch_end(1, {"train/loss": 2.0})
+    tracker.wait()
     assert MlflowClient(uri).get_run(tracker.run_id).data.metrics == {"train/loss": 2.0}
     tracker.end("FINISHED")

@@ -1,0 +1,124 @@
+"""MLflow's side of a tracked run, spoken in plain data (strings, numbers, tuples).
+
+Plain data so that the same calls can be made in this process or, unchanged, in the
+tracking process (``runner/tracking_process.py``): MLflow's own entities would need MLflow
+imported on both sides. ``MlflowTracker`` holds metrics and chunks batches; this only writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional, Sequence
+
+#: ``(key, value, timestamp in ms, step)``, as ``mlflow.entities.Metric`` takes them.
+MetricRow = tuple[str, float, int, int]
+#: ``(key, value)`` of a param or a tag.
+Pair = tuple[str, str]
+
+
+def import_mlflow() -> None:
+    """Import what writing a run needs (~1.5 s) without opening any store: the tracking
+    process does this while the runner loads torch and the data."""
+    from mlflow.entities import Metric, Param, RunTag  # noqa: F401
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository  # noqa: F401
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore  # noqa: F401
+    from mlflow.tracking import MlflowClient  # noqa: F401
+
+
+def _client(uri: str) -> Any:
+    # Alembic's schema migrations log at INFO on a new SQLite store; users need none of it.
+    for name in ("alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    try:
+        return str(client.create_experiment(name))
+    except Exception:  # another worker created it between our two calls
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+class MlflowStore:
+    """Creates, writes and ends MLflow runs; remembers the runs it opened and has not ended."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, tuple[Any, Any]] = {}  # run id -> (client, artifact repository)
+        self.open_runs: set[str] = set()
+
+    def limits(self) -> tuple[int, int]:
+        """MLflow's longest param value and most params (or tags) in one batch."""
+        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+
+        return MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+
+    def open_store(self, uri: str) -> None:
+        """Open (and on first use create and migrate) the store at ``uri`` ahead of the run."""
+        _client(uri).search_experiments(max_results=1)  # the first query opens the store
+
+    def create_run(self, uri: str, experiment: str, run_name: Optional[str], tags: dict[str, str]) -> str:
+        """A new RUNNING run in ``experiment`` (created if missing); its id."""
+        client = _client(uri)
+        run = client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags)
+        self._attach(uri, client, run)
+        return str(run.info.run_id)
+
+    def reopen_run(self, uri: str, run_id: str) -> None:
+        """Set an existing run back to RUNNING, without the ``specrun.error`` of an earlier attempt."""
+        client = _client(uri)
+        run = client.get_run(run_id)
+        self._attach(uri, client, run)
+        client.update_run(run_id, status="RUNNING")
+        if "specrun.error" in run.data.tags:
+            client.delete_tag(run_id, "specrun.error")
+
+    def _attach(self, uri: str, client: Any, run: Any) -> None:
+        # The run's artifact store from the run's own record: MlflowClient.log_artifact would
+        # look the run up again (a query) for its first artifact. A Databricks URI carries the
+        # tracking URI's profile, as MlflowClient builds it.
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+        artifact_uri = add_databricks_profile_info_to_artifact_uri(run.info.artifact_uri, uri)
+        self._runs[run.info.run_id] = (client, get_artifact_repository(artifact_uri, tracking_uri=uri))
+        self.open_runs.add(run.info.run_id)
+
+    def log_batch(
+        self, run_id: str, metrics: Sequence[MetricRow] = (), params: Sequence[Pair] = (), tags: Sequence[Pair] = (),
+    ) -> None:
+        """One write (one database transaction on a SQL store)."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        self._runs[run_id][0].log_batch(
+            run_id,
+            metrics=[Metric(*row) for row in metrics],
+            params=[Param(*pair) for pair in params],
+            tags=[RunTag(*pair) for pair in tags],
+        )
+
+    def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str]) -> None:
+        self._runs[run_id][1].log_artifact(path, artifact_path)
+
+    def wait(self) -> None:
+        """Every write here is done when its call returns."""
+
+    def end_run(self, run_id: str, status: str) -> None:
+        self._runs[run_id][0].set_terminated(run_id, status)
+        self.open_runs.discard(run_id)
+
+    def end_open_runs(self, reason: str) -> None:
+        """KILLED, tagged ``specrun.error: reason``: the runs nobody will end any more."""
+        for run_id in sorted(self.open_runs):
+            try:
+                self.log_batch(run_id, tags=[("specrun.error", reason)])
+                self.end_run(run_id, "KILLED")
+            except Exception as error:  # one run's trouble must not keep the others RUNNING
+                logging.getLogger(__name__).warning("could not end run %s: %s", run_id, error)

@@ -1,0 +1,80 @@
+"""The tracking process: MLflow's writes in a helper process that also ends the runs a
+killed runner leaves open."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from runner.tracking_process import ABANDONED, TrackingError, TrackingProcess
+
+from .conftest import subprocess_env
+
+
+@pytest.fixture
+def process() -> Any:
+    started = TrackingProcess()
+    yield started
+    started.close()
+
+
+def test_a_failed_write_nobody_waited_for_fails_the_next_call_that_waits(tmp_path: Path, process: TrackingProcess) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = process.create_run(uri, "writes", None, {})
+    process.log_batch(run_id, params=[("lr", "0.1")])
+    process.log_batch(run_id, params=[("lr", "0.2")])  # MLflow refuses to change a param
+    with pytest.raises(TrackingError, match="lr"):
+        process.end_run(run_id, "FINISHED")
+    process.end_run(run_id, "FAILED")  # reported once; the process goes on
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.params == {"lr": "0.1"}
+
+
+def test_relative_paths_mean_what_they_mean_to_the_caller(tmp_path: Path, process: TrackingProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = process.create_run(uri, "paths", "relative", {"k": "v"})
+    Path("notes.txt").write_text("kept\n")
+    process.log_artifact(run_id, "notes.txt", "docs")
+    process.end_run(run_id, "FINISHED")
+    client = MlflowClient(uri)
+    assert [a.path for a in client.list_artifacts(run_id, "docs")] == ["docs/notes.txt"]
+    assert client.get_run(run_id).data.tags["k"] == "v"
+
+
+KILLED_RUNNER = """\
+    import os, signal, sys
+    from runner import tracking
+
+    tracking.start_tracking_process()
+    tracker = tracking.MlflowTracker(sys.argv[1], "killed")
+    tracker.epoch_end(1, {"train/loss": 0.5})
+    tracker.flush()
+    tracker.wait()
+    print(tracker.run_id, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_runner_killed_with_sigkill_leaves_its_run_killed_not_running(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent(KILLED_RUNNER))
+    env = subprocess_env() | {"SPECRUN_TRACKING_PROCESS": "1"}
+    done = subprocess.run([sys.executable, str(script), uri], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    run_id = done.stdout.strip()
+    client = MlflowClient(uri)
+    deadline = time.monotonic() + 60
+    while client.get_run(run_id).info.status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED
+    assert run.data.metrics == {"train/loss": 0.5}
