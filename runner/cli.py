@@ -217,6 +217,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ResumeError as error:
             _error(str(error))
             return EXIT_INVALID
+        for difference in resume.differences if "RANK" not in os.environ else []:  # once, not per rank
+            print(f"runner: warning: {difference}; the resumed run may differ from an uninterrupted one", file=sys.stderr)
     assert spec is not None
     if spec.data.split.is_cv or args.seeds > 1:
         return _run_members(args, spec)

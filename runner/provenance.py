@@ -45,6 +45,8 @@ def environment_tags() -> dict[str, str]:
         "specrun.version": __version__,
         "specrun.python": platform.python_version(),
         "specrun.torch": torch.__version__,
+        # CPU results depend on how many threads split each reduction.
+        "specrun.torch_threads": str(torch.get_num_threads()),
         "specrun.platform": platform.platform(),
         **package_versions(),
     }
@@ -65,3 +67,26 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return found
+
+
+#: Recorded versions compared with this environment's, with the name shown in a warning.
+VERSION_TAGS = {
+    "specrun.version": "specrun",
+    "specrun.python": "Python",
+    "specrun.torch": "torch",
+    "specrun.torch_threads": "torch's CPU thread count",
+    "specrun.numpy": "numpy",
+    "specrun.sklearn": "scikit-learn",
+    "specrun.mlflow": "MLflow",
+    "specrun.platform": "platform",
+}
+
+
+def environment_differences(tags: dict[str, str]) -> list[str]:
+    """One line for each version a run recorded in ``tags`` that differs from this environment's."""
+    here = environment_tags()
+    return [
+        f"{label} differs: the run used {tags[key]}, this environment has {here.get(key, 'none')}"
+        for key, label in VERSION_TAGS.items()
+        if key in tags and tags[key] != here.get(key)
+    ]

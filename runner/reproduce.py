@@ -26,18 +26,6 @@ from runner.tracking import RecordedRun, read_run
 SPEC_ARTIFACT = "spec.resolved.yaml"
 METRICS_ARTIFACT = "metrics.json"
 REPRODUCES_TAG = "specrun.reproduces"
-#: Recorded versions compared with this environment's, with the name shown in a warning.
-VERSION_TAGS = {
-    "specrun.version": "specrun",
-    "specrun.python": "Python",
-    "specrun.torch": "torch",
-    "specrun.numpy": "numpy",
-    "specrun.sklearn": "scikit-learn",
-    "specrun.mlflow": "MLflow",
-    "specrun.platform": "platform",
-}
-
-
 class Refused(Exception):
     """The run cannot be reproduced here (exit status 2); nothing was run or logged."""
 
@@ -82,11 +70,7 @@ def compare_code(original: Original, device: Optional[str] = None) -> list[str]:
     from runner import determinism
 
     tags = original.record.tags
-    warnings = []
-    here = provenance.environment_tags()
-    for key, label in VERSION_TAGS.items():
-        if key in tags and tags[key] != here.get(key):
-            warnings.append(f"{label} differs: the run used {tags[key]}, this environment has {here.get(key, 'none')}")
+    warnings = provenance.environment_differences(tags)
     git = provenance.git_state(Path.cwd())
     commit = tags.get("mlflow.source.git.commit")
     if commit is not None:

@@ -16,7 +16,7 @@ from typing import Optional
 
 import yaml
 
-from runner import checkpoint, tracking
+from runner import checkpoint, provenance, tracking
 from runner.spec.load import validate_data
 from runner.spec.schema import Spec
 from runner.spec.yaml_source import Source
@@ -38,6 +38,9 @@ class Resume:
     logged_epochs: int
     #: The data hash the run started with; resuming on other data is refused.
     data_sha256: Optional[str]
+    #: Versions (torch, its CPU thread count, ...) the run started with that differ here:
+    #: the resumed run may then differ from an uninterrupted one in the last bits.
+    differences: list[str]
 
 
 def local_checkpoint(run_id: str) -> Path:
@@ -59,7 +62,10 @@ def prepare(run_id: str, uri: str) -> tuple[Spec, Resume]:
             raise ResumeError(f"run {run_id} has no spec.resolved.yaml artifact; was it started by `runner run`?")
         spec = validate_data(Source(data=yaml.safe_load(fetched.read_text())))
 
-    return spec, Resume(run_id, uri, _find_checkpoint(uri, run_id), record.last_epoch, record.tags.get("specrun.data_sha256"))
+    return spec, Resume(
+        run_id, uri, _find_checkpoint(uri, run_id), record.last_epoch, record.tags.get("specrun.data_sha256"),
+        provenance.environment_differences(record.tags),
+    )
 
 
 def _find_checkpoint(uri: str, run_id: str) -> Optional[Path]:

@@ -156,3 +156,21 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(workdir: P
     ref_history = MlflowClient(f"sqlite:///{workdir / 'reference.db'}").get_metric_history(ref_run.info.run_id, "train/loss")
     assert [m.value for m in history] == [m.value for m in ref_history]
     assert "specrun.error" not in run.data.tags and int(run.data.tags["specrun.resumed_from_epoch"]) >= 1
+
+
+def test_resume_warns_when_the_run_started_with_another_thread_count(
+    workdir: Path, write_spec: Callable[..., Path], tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec()
+    assert main(["run", str(spec), "--tracking-uri", tracking_uri, "--set", "train.epochs=2"]) == 0
+    (run,) = _runs(tracking_uri)
+    assert run.data.tags["specrun.torch_threads"] == str(torch.get_num_threads())
+    # As if it had been interrupted on a machine with another core count.
+    client = MlflowClient(tracking_uri)
+    client.set_tag(run.info.run_id, "specrun.torch_threads", "999")
+    client.set_terminated(run.info.run_id, "KILLED")
+    capsys.readouterr()
+    assert main(["run", "--resume", run.info.run_id, "--tracking-uri", tracking_uri]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"torch's CPU thread count differs: the run used 999, this environment has {torch.get_num_threads()}" in err
+    assert "may differ from an uninterrupted one" in err
