@@ -292,6 +292,12 @@ def refresh_component_fields() -> None:
     Spec.model_rebuild(force=True)
 
 
+def _off_as_written(value: Any) -> Any:
+    """YAML 1.1 (PyYAML's) reads a bare ``off`` (or ``no``) as false: ``reproducibility: off``
+    means "off"."""
+    return "off" if value is False else value
+
+
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -302,7 +308,7 @@ class Spec(Strict):
     description: str = ""
     seed: int = Field(0, ge=0, description="Seeds the split, initialization, shuffling and dropout.")
     device: str = Field("auto", description="auto (cuda when present), cpu, cuda, cuda:N or mps.")
-    reproducibility: Literal["bitwise", "tolerant", "off"] = Field(
+    reproducibility: Annotated[Literal["bitwise", "tolerant", "off"], BeforeValidator(_off_as_written)] = Field(
         "bitwise", description="bitwise: deterministic algorithms only; tolerant: warn on nondeterministic ones."
     )
     data: DataSpec

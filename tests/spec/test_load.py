@@ -142,3 +142,11 @@ def test_with_overrides_revalidates(write_spec: Callable[..., Path]) -> None:
     assert with_overrides(spec, {"optimizer.lr": 0.3}).optimizer.lr == 0.3
     with pytest.raises(SpecError):
         with_overrides(spec, {"optimizer.lr": -1.0})
+
+
+def test_reproducibility_off_is_off_although_yaml_reads_false(write_spec: Callable[..., Path]) -> None:
+    spec = write_spec(TINY_SPEC + "reproducibility: off\n")
+    assert load_spec(spec).reproducibility == "off"
+    assert load_spec(write_spec(), ["reproducibility=off"]).reproducibility == "off"
+    with pytest.raises(SpecError, match="reproducibility"):
+        load_spec(spec, ["reproducibility=on"])  # true is no level
