@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,11 @@ def start_tracking_process() -> None:
 
     from runner.tracking_process import TrackingProcess
 
-    process = TrackingProcess()
+    try:
+        process = TrackingProcess()
+    except OSError as error:  # no process to be had (limits, a sandbox): MLflow stays here
+        print(f"specrun: warning: no tracking process ({error}); MLflow runs in this process", file=sys.stderr)
+        return
     atexit.register(process.close)  # waits for the last writes
     _process = process
 

@@ -78,3 +78,17 @@ def test_a_runner_killed_with_sigkill_leaves_its_run_killed_not_running(tmp_path
     run = client.get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED
     assert run.data.metrics == {"train/loss": 0.5}
+
+
+def test_without_a_process_to_be_had_mlflow_stays_in_the_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from runner import tracking, tracking_process
+
+    def refuse() -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(tracking_process, "TrackingProcess", refuse)
+    monkeypatch.setattr(tracking, "_process", None)
+    monkeypatch.delenv("SPECRUN_TRACKING_PROCESS", raising=False)
+    tracking.start_tracking_process()
+    assert tracking._process is None and "MLflow runs in this process" in capsys.readouterr().err
+    assert type(tracking.store()).__name__ == "MlflowStore"
