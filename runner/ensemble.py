@@ -209,7 +209,7 @@ def train_batched(
     stacked = list(params.values())
     optimizer = registry.OPTIMIZERS.get(spec.optimizer.type).builder(spec.optimizer, stacked)
     for group in optimizer.param_groups:  # few large tensors: one multi-tensor kernel per op
-        if "foreach" in group:
+        if "foreach" in group and not group.get("fused"):
             group["foreach"] = True
     scheduler, interval = None, "epoch"
     if spec.scheduler is not None:

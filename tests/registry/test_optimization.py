@@ -59,10 +59,13 @@ def test_max_norm_caps_each_units_incoming_weights() -> None:
 
 
 @pytest.mark.parametrize("name,reference", [
-    ({"type": "gd", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1)),
-    ({"type": "momentum", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
-    ({"type": "nesterov", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
-    ("nadam", lambda p: torch.optim.NAdam(p)),
+    ({"type": "gd", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, fused=True)),
+    ({"type": "momentum", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, fused=True)),
+    ({"type": "nesterov", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, fused=True)),
+    ("adam", lambda p: torch.optim.Adam(p, fused=True)),
+    ("adamw", lambda p: torch.optim.AdamW(p, fused=True)),
+    ("adagrad", lambda p: torch.optim.Adagrad(p, fused=True)),
+    ("nadam", lambda p: torch.optim.NAdam(p)),  # no fused kernel
 ])
 def test_optimizers_are_torchs(name: object, reference: object) -> None:
     ours, theirs = _net(), _net()
@@ -70,6 +73,16 @@ def test_optimizers_are_torchs(name: object, reference: object) -> None:
     _steps(theirs, reference(theirs.parameters()))  # type: ignore[operator]
     for a, b in zip(ours.parameters(), theirs.parameters()):
         assert torch.equal(a, b)
+
+
+def test_fused_kernels_agree_with_the_default_ones_and_are_skipped_where_missing() -> None:
+    ours, theirs = _net(), _net()
+    _steps(ours, build(registry.OPTIMIZERS, "adam", ours.parameters()))
+    _steps(theirs, torch.optim.Adam(theirs.parameters()))
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b)  # the same update, up to rounding
+    on_meta = [torch.nn.Parameter(torch.empty(3, device="meta"))]  # a device without them
+    assert not build(registry.OPTIMIZERS, "adam", on_meta).defaults["fused"]
 
 
 def test_momentum_is_the_heavy_ball_update() -> None:
