@@ -143,26 +143,6 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     resolved = spec.to_data()
     resolved_text = provenance.spec_yaml(resolved)
     spec_sha256 = provenance.sha256_text(resolved_text)
-    tags = {
-        "specrun.spec_name": spec.name,
-        "specrun.spec_sha256": spec_sha256,
-        "specrun.data_sha256": data.fingerprint,
-        **datafiles.tags(data_files),
-        "specrun.device": determinism.device_name(device),
-        "specrun.reproducibility": spec.reproducibility,
-        "specrun.loader": pipeline.loader,
-        **provenance.environment_tags(),
-        **spec.tracking.tags,
-        **options.extra_tags,
-    }
-    if distributed.world_size() > 1:
-        tags["specrun.world_size"] = str(distributed.world_size())
-    if options.spec_file is not None:
-        tags["specrun.spec_file"] = str(options.spec_file)
-    git = provenance.git_state(Path.cwd())
-    if git is not None:
-        tags["mlflow.source.git.commit"], dirty = git[0], git[1]
-        tags["specrun.git_dirty"] = str(dirty).lower()
 
     # 3) Only rank 0 tracks. A resumed run reopens its MLflow run and fills in the epochs
     #    its checkpoint holds but its metrics lack (a kill between the two).
@@ -180,7 +160,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             uri,
             options.experiment or spec.tracking.experiment or spec.name,
             run_name=options.run_name or spec.tracking.run_name,
-            tags=tags,
+            tags=_run_tags(spec, spec_sha256, data, data_files, device, pipeline.loader, options),
             parent_run_id=options.parent_run_id,
         )
     parameters = sum(p.numel() for p in pipeline.model.parameters() if p.requires_grad)
@@ -235,6 +215,35 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     if tracker.run_id is not None:
         shutil.rmtree(CHECKPOINT_DIR / tracker.run_id, ignore_errors=True)
     return RunOutcome(tracker.run_id, result, metrics, parameters)
+
+
+def _run_tags(
+    spec: Spec, spec_sha256: str, data: PreparedData, data_files: list[datafiles.DataFile],
+    device: torch.device, loader: str, options: RunOptions,
+) -> dict[str, str]:
+    """What a new run records about its origin: spec, data, device, versions, git state
+    (computed only for a run that is tracked: the git state costs two subprocesses)."""
+    tags = {
+        "specrun.spec_name": spec.name,
+        "specrun.spec_sha256": spec_sha256,
+        "specrun.data_sha256": data.fingerprint,
+        **datafiles.tags(data_files),
+        "specrun.device": determinism.device_name(device),
+        "specrun.reproducibility": spec.reproducibility,
+        "specrun.loader": loader,
+        **provenance.environment_tags(),
+        **spec.tracking.tags,
+        **options.extra_tags,
+    }
+    if distributed.world_size() > 1:
+        tags["specrun.world_size"] = str(distributed.world_size())
+    if options.spec_file is not None:
+        tags["specrun.spec_file"] = str(options.spec_file)
+    git = provenance.git_state(Path.cwd())
+    if git is not None:
+        tags["mlflow.source.git.commit"], dirty = git[0], git[1]
+        tags["specrun.git_dirty"] = str(dirty).lower()
+    return tags
 
 
 class _After:
