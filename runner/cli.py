@@ -398,5 +398,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return handler(args)
 
 
+def entry() -> None:
+    """The ``runner`` command (and ``python -m runner``): :func:`main`, then a quick exit.
+
+    Python's teardown of torch, scikit-learn and torchmetrics (module cleanup, C++
+    destructors) takes about a second after every command and writes nothing. So once
+    ``main`` has returned, the threads that keep a process alive have ended and the exit
+    handlers have run (the tracking process's last writes, logging), the output is flushed
+    and the process ends without it. An exception leaves the normal way.
+    """
+    code = main()
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be written anyway
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -160,3 +160,7 @@ def serve(connection: Connection) -> None:
 
 if __name__ == "__main__":
     serve(Connection(int(sys.argv[1])))
+    # Every call was carried out and answered: skip the interpreter's teardown of MLflow and
+    # SQLAlchemy (~0.7 s), which the runner would otherwise wait for before it can exit.
+    sys.stderr.flush()
+    os._exit(0)

@@ -77,3 +77,25 @@ def test_list_all_kinds(capsys: pytest.CaptureFixture[str]) -> None:
         assert kind in out
         for name in reg.names():
             assert name in out
+
+
+def test_the_command_ends_quickly_with_everything_written(write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path) -> None:
+    """``runner`` skips the interpreter's teardown; what a run writes is all there first."""
+    from mlflow.tracking import MlflowClient
+
+    out = tmp_path / "metrics.json"
+    done = runner("run", str(write_spec()), "--tracking-uri", migrated_tracking_uri, "--metrics-out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "final metrics" in done.stdout and "MLflow run:" in done.stdout  # flushed before the exit
+    run_id = done.stdout.split("MLflow run:")[1].split()[0]
+    run = MlflowClient(migrated_tracking_uri).get_run(run_id)  # no waiting: ended before the exit
+    assert run.info.status == "FINISHED" and json.loads(out.read_text())["test/accuracy"] == run.data.metrics["test/accuracy"]
+
+
+def test_a_run_that_raises_exits_1_with_its_traceback(write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path) -> None:
+    diverging = write_spec(
+        "name: nan\ndata: {dataset: diabetes, transforms: [standardize], split: {test: 0.2}}\nmodel: linear\n"
+        "loss: mse\noptimizer: {type: sgd, lr: 3.0}\ntrain: {epochs: 40, batch_size: full}\n", name="nan.yaml",
+    )
+    done = runner("run", str(diverging), "--tracking-uri", migrated_tracking_uri, cwd=tmp_path)
+    assert done.returncode == 1 and "NonFiniteLoss" in done.stderr and "Traceback" in done.stderr
