@@ -411,9 +411,9 @@ def entry() -> None:
     import atexit
     import threading
 
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # The first steps of the interpreter's own exit, in its order: threading's exit hooks
+    # (they stop idle executor threads), joining non-daemon threads, the atexit handlers.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
