@@ -99,3 +99,20 @@ def test_a_run_that_raises_exits_1_with_its_traceback(write_spec: Callable[..., 
     )
     done = runner("run", str(diverging), "--tracking-uri", migrated_tracking_uri, cwd=tmp_path)
     assert done.returncode == 1 and "NonFiniteLoss" in done.stderr and "Traceback" in done.stderr
+
+
+QUICK_EXIT = """\
+import concurrent.futures, threading, time
+import runner.cli as cli
+
+pool = concurrent.futures.ThreadPoolExecutor(2)
+pool.submit(lambda: 1).result()  # an idle executor nobody shut down: must not hang the exit
+threading.Thread(target=lambda: (time.sleep(0.3), print("worker finished", flush=True))).start()
+cli.main = lambda argv=None: 3
+cli.entry()
+"""
+
+
+def test_the_quick_exit_waits_for_threads_and_keeps_the_exit_code() -> None:
+    done = subprocess.run([sys.executable, "-c", QUICK_EXIT], env=subprocess_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and done.stdout.strip() == "worker finished", done.stderr
