@@ -31,8 +31,20 @@ HASH_MARKER = "sha256:{digest}, see spec.resolved.yaml"
 
 
 def tracking_uri(cli_uri: Optional[str], spec_uri: Optional[str]) -> str:
-    """``--tracking-uri`` beats the spec, which beats ``$MLFLOW_TRACKING_URI``, then the default."""
-    return cli_uri or spec_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """``--tracking-uri`` beats the spec, which beats ``$MLFLOW_TRACKING_URI``, then the default.
+
+    A relative SQLite path is made absolute, against the current directory: MLflow caches a
+    store by its URI, so in a process that changes directory (a notebook, a test session)
+    ``sqlite:///mlflow.db`` would go on naming the first directory's database.
+    """
+    uri = cli_uri or spec_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    path, _, query = uri[len(prefix):].partition("?")
+    if not path or path.startswith(":memory:") or os.path.isabs(path):
+        return uri
+    return prefix + os.path.abspath(path) + (f"?{query}" if query else "")
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:

@@ -149,3 +149,20 @@ def test_ctrl_c_marks_the_run_killed_with_its_last_checkpoint(workdir: Path, wri
     client, run = only_run(tracking_uri)
     assert run.info.status == "KILLED"
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/last.pt"]
+
+
+def test_runs_land_in_the_store_of_the_directory_they_ran_in(
+    tmp_path: Path, write_spec: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default ``sqlite:///mlflow.db`` is the current directory's, also after a chdir in
+    one process (MLflow caches stores by URI: a relative one kept naming the first)."""
+    spec = write_spec(TINY_SPEC.replace("epochs: 3", "epochs: 1"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        assert main(["run", str(spec)]) == 0
+    for name in ("a", "b"):
+        client = MlflowClient(f"sqlite:///{tmp_path / name / 'mlflow.db'}")
+        runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+        assert len(runs) == 1 and (tmp_path / name / "mlruns").is_dir()
