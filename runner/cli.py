@@ -190,7 +190,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problem:
         _error(problem)
         return EXIT_INVALID
-    if _tracks_here(args):
+    from runner import distributed
+
+    # Only the process that writes to MLflow: tracked, and neither the launcher of --nproc
+    # workers nor a worker other than rank 0.
+    if not args.no_track and distributed.is_main() and (distributed.world_size() > 1 or args.nproc <= 1):
         from runner.tracking import start_tracking_process
 
         start_tracking_process()  # MLflow starts up on another core while the spec, torch and the data load
@@ -205,8 +209,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
             return EXIT_INVALID
 
-    from runner import distributed
-
     resume = None
     if args.resume:
         from runner.resume import ResumeError, prepare
@@ -217,7 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ResumeError as error:
             _error(str(error))
             return EXIT_INVALID
-        for difference in resume.differences if "RANK" not in os.environ else []:  # once, not per rank
+        for difference in resume.differences if distributed.world_size() == 1 else []:  # once, not per rank
             print(f"runner: warning: {difference}; the resumed run may differ from an uninterrupted one", file=sys.stderr)
     assert spec is not None
     if spec.data.split.is_cv or args.seeds > 1:
@@ -257,16 +259,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         write_history(outcome.result.history, args.history_out)
     return 0
-
-
-def _tracks_here(args: argparse.Namespace) -> bool:
-    """Whether this process will write to MLflow: tracking is on, and it is not the launcher
-    of ``--nproc`` workers nor a worker other than rank 0."""
-    if args.no_track:
-        return False
-    if "RANK" in os.environ:
-        return os.environ["RANK"] == "0"
-    return args.nproc <= 1
 
 
 def _run_members(args: argparse.Namespace, spec: object) -> int:
