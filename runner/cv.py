@@ -92,6 +92,18 @@ class Member:
     spec: Spec
     data: Callable[[], PreparedData]
     tags: dict[str, str] = field(default_factory=dict)
+    _prepared: Optional[PreparedData] = field(default=None, repr=False)
+
+    def prepared(self) -> PreparedData:
+        """The member's data, prepared once: batched training and the member's own run
+        share it (fitting each fold's preprocessing twice cost as much as a fold's epoch)."""
+        if self._prepared is None:
+            self._prepared = self.data()
+        return self._prepared
+
+    def release(self) -> None:
+        """Drop the prepared data once the member's run is done (k folds need not all stay)."""
+        self._prepared = None
 
 
 def run_cv(spec: Spec, options: RunOptions, on_fold_end: Optional[FoldCallback] = None, parallel: bool = True) -> CVOutcome:
@@ -127,7 +139,7 @@ def run_seeds(spec: Spec, seeds: int, options: RunOptions, parallel: bool = True
     for i in range(seeds):
         member_spec = spec.model_copy(update={"seed": spec.seed + i})
         members.append(Member(i, f"seed-{member_spec.seed}", member_spec, lambda s=member_spec: prepare(s), {"specrun.member_seed": str(member_spec.seed)}))
-    fingerprint = members[0].data().fingerprint  # also rejects bad data before a run exists
+    fingerprint = members[0].prepared().fingerprint  # also rejects bad data before a run exists
     return run_members(spec, members, options, fingerprint, {"specrun.seeds": str(seeds)}, None, parallel)
 
 
@@ -158,9 +170,9 @@ def run_members(
     parallel: bool = True,
 ) -> CVOutcome:
     """Train every member as a child run of one parent run and summarize their metrics."""
-    resolved_text = provenance.spec_yaml(spec.to_data())
     parent: Tracker = NullTracker()
     if options.track:
+        resolved_text = provenance.spec_yaml(spec.to_data())
         parent = MlflowTracker(
             tracking_uri(options.tracking_uri, spec.tracking.uri),
             options.experiment or spec.tracking.experiment or spec.name,
@@ -189,9 +201,10 @@ def run_members(
             child = replace(
                 options, parent_run_id=parent.run_id, run_name=member.name, quiet=True,
                 extra_tags={**options.extra_tags, **member.tags, "specrun.cv.mode": mode},
-                data=member.data(), trainer=trainer,
+                data=member.prepared(), trainer=trainer,
             )
             outcome = experiment.run(member.spec, child)
+            member.release()
             outcomes.append(MemberOutcome(member.index, member.name, outcome.run_id, outcome.metrics))
             if not options.quiet:
                 _print_member(spec, member.name, outcome.metrics)
@@ -201,9 +214,10 @@ def run_members(
         summary = {key: summarize([o.metrics[key] for o in outcomes]) for key in keys}
         result = CVOutcome(parent.run_id, outcomes, summary, mode, reason)
         parent.log_metrics({k: v for k, v in result.metrics.items() if math.isfinite(v)})
-        with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
-            for path in _write_tables(Path(scratch), resolved_text, result):
-                parent.log_artifact(path)
+        if parent.run_id is not None:
+            with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
+                for path in _write_tables(Path(scratch), resolved_text, result):
+                    parent.log_artifact(path)
     except BaseException as error:
         experiment.end_after_error(parent, error)
         raise

@@ -25,9 +25,9 @@ from torch.nn import functional as F
 import registry
 from runner import determinism, distributed
 from runner.batches import sizes
-from runner.build import Pipeline, build
+from runner.build import Pipeline, Tensors, build
 from runner.spec.schema import Spec
-from runner.train import NonFiniteLoss, RunResult, _EarlyStopping, _maximize, evaluate
+from runner.train import _EVAL_CHUNK, NonFiniteLoss, RunResult, _EarlyStopping, _maximize, evaluate, score
 
 if TYPE_CHECKING:
     from runner.cv import Member
@@ -92,7 +92,7 @@ def try_batched(members: list["Member"], device: Optional[str]) -> tuple[str, st
     pipelines = []
     for member in members:
         determinism.seed_everything(member.spec.seed)  # each member starts as its own run would
-        pipelines.append(build(member.spec, member.data(), place))
+        pipelines.append(build(member.spec, member.prepared(), place))
     reason = pipeline_reason(pipelines)
     if reason is not None:
         return "sequential", reason, None
@@ -192,6 +192,26 @@ def _stack_rows(parts: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+@torch.no_grad()
+def _outputs_per_member(
+    model: nn.Module, forward_all: Callable[[torch.Tensor], torch.Tensor], parts: list[Tensors]
+) -> list[torch.Tensor]:
+    """Each member's outputs on its own part, from forwards of all members at once (rows
+    padded to the longest part, in chunks as :func:`runner.train.outputs_of` takes them),
+    with ``model`` (the module ``forward_all`` runs) in eval mode."""
+    x = _stack_rows([part.x for part in parts])
+    model.eval()
+    chunks = [forward_all(x[:, i : i + _EVAL_CHUNK]) for i in range(0, x.shape[1], _EVAL_CHUNK)]
+    model.train()
+    outputs = chunks[0] if len(chunks) == 1 else torch.cat(chunks, 1)
+    return [outputs[f, : len(part)] for f, part in enumerate(parts)]
+
+
+def _weights_of(params: dict[str, torch.Tensor], member: int) -> dict[str, torch.Tensor]:
+    """One member's weights as a state dict of its own model (batched models hold no buffers)."""
+    return {name: p[member].detach().clone() for name, p in params.items()}
+
+
 def train_batched(
     pipelines: list[Pipeline], spec: Spec, seeds: list[int]
 ) -> tuple[list[tuple[RunResult, dict[str, torch.Tensor]]], str]:
@@ -221,6 +241,7 @@ def train_batched(
         return torch.func.functional_call(base, p, (x,))
 
     batched_forward = torch.func.vmap(forward)
+    forward_all = layered if layered is not None else lambda x: batched_forward(params, x)
     row_losses = _row_losses(head)
     shim = _Slices(stacked, k)
 
@@ -241,6 +262,7 @@ def train_batched(
         es = settings.early_stopping
         stopping.append(None if es is None else _EarlyStopping(es.monitor, es.patience, es.min_delta, _maximize(es.monitor, p, es.mode)))
     best: list[Optional[dict[str, torch.Tensor]]] = [None] * k
+    final: list[Optional[dict[str, torch.Tensor]]] = [None] * k
     history: list[list[dict[str, float]]] = [[] for _ in range(k)]
     active = [True] * k
     last_epoch = [0] * k
@@ -257,7 +279,7 @@ def train_batched(
         for s in range(steps):
             rows = index[:, s]
             x, y = x_all[members, rows], y_all[members, rows]
-            outputs = (layered(x) if layered is not None else batched_forward(params, x)).float()
+            outputs = forward_all(x).float()
             # Each member's loss over its own rows (a shorter last batch ignores the padding).
             c = counts_list[s]
             if row_losses is not None and min(c) == batch:
@@ -295,38 +317,40 @@ def train_batched(
         if scheduler is not None and interval == "epoch":
             scheduler.step()  # type: ignore[attr-defined]
 
-        # 5) Each member still training gets its weights back into its own model for evaluation.
+        # 5) Validation of all members by one forward; each member still training is scored
+        #    on its own rows. A member that stops keeps its weights of that epoch.
         train_loss = loss_sum.tolist()
+        val = None
+        if pipelines[0].val is not None:
+            val = _outputs_per_member(base if layered is None else layered, forward_all, [p.val for p in pipelines])  # type: ignore[misc]
         for f, pipeline in enumerate(pipelines):
             if not active[f]:
                 continue
-            with torch.no_grad():
-                for name, p in pipeline.model.named_parameters():
-                    p.copy_(params[name][f])
             metrics = {"train/loss": train_loss[f] / n_rows[f], "lr": float(lr)}
-            if pipeline.val is not None:
-                metrics |= evaluate(pipeline, pipeline.val, "val")
+            if val is not None:
+                metrics |= score(pipeline, val[f], pipeline.val.y, "val")  # type: ignore[union-attr]
             history[f].append(metrics)
             last_epoch[f] = epoch
             stop = stopping[f]
             if stop is not None and stop.improved(epoch, metrics):
-                best[f] = copy.deepcopy(pipeline.model.state_dict())
+                best[f] = _weights_of(params, f)
             if stop is not None and stop.should_stop:
-                active[f] = False
-        base.train()  # evaluation of member 0 used the base module
+                active[f], final[f] = False, _weights_of(params, f)
         if not any(active):
             break
 
-    # 6) Best weights when asked, then the test part, per member.
+    # 6) Best weights when asked, else the last ones, then the test part, per member.
     out = []
     for f, pipeline in enumerate(pipelines):
         stop, epoch = stopping[f], last_epoch[f]
         stopped_early = stop is not None and stop.should_stop and epoch < settings.epochs
         weights_epoch = epoch
+        weights = final[f] or _weights_of(params, f)
         es = settings.early_stopping
         if stop is not None and es is not None and es.restore_best and best[f]:
-            pipeline.model.load_state_dict(best[f])  # type: ignore[arg-type]
+            weights = best[f]
             weights_epoch = stop.best_epoch or epoch
+        pipeline.model.load_state_dict(weights)  # type: ignore[arg-type]
         test = evaluate(pipeline, pipeline.test, "test")
         result = RunResult(epoch, None if stop is None else stop.best_epoch, weights_epoch, stopped_early, test, history[f])
         out.append((result, copy.deepcopy(pipeline.model.state_dict())))

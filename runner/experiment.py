@@ -140,22 +140,23 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     pipeline = build(spec, data, device)
     state = None if resume is None or resume.checkpoint is None else checkpoint.load(resume.checkpoint, device)
 
-    resolved = spec.to_data()
-    resolved_text = provenance.spec_yaml(resolved)
-    spec_sha256 = provenance.sha256_text(resolved_text)
-
     # 3) Only rank 0 tracks. A resumed run reopens its MLflow run and fills in the epochs
-    #    its checkpoint holds but its metrics lack (a kill between the two).
+    #    its checkpoint holds but its metrics lack (a kill between the two). The resolved
+    #    spec is written out only for a tracked run (a fold of an untracked CV need not).
     tracker: Tracker = NullTracker()
     logged_epochs = 0
-    if options.track and main and resume is not None:
+    tracked = options.track and main
+    resolved = spec.to_data() if tracked else {}
+    resolved_text = provenance.spec_yaml(resolved) if tracked else ""
+    spec_sha256 = provenance.sha256_text(resolved_text)
+    if tracked and resume is not None:
         start = 0 if state is None else state["epoch"]
         tracker = MlflowTracker.reopen(uri, resume.run_id, {"specrun.resumed_from_epoch": str(start)})
         for epoch, metrics in enumerate([] if state is None else state["history"], start=1):
             if epoch > resume.logged_epochs:
                 tracker.log_metrics(metrics, step=epoch)
         logged_epochs = max(resume.logged_epochs, start)
-    elif options.track and main:
+    elif tracked:
         tracker = MlflowTracker(
             uri,
             options.experiment or spec.tracking.experiment or spec.name,
@@ -164,7 +165,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             parent_run_id=options.parent_run_id,
         )
     parameters = sum(p.numel() for p in pipeline.model.parameters() if p.requires_grad)
-    if resume is None:
+    if resume is None and tracked:
         tracker.log_metrics({"model/params": float(parameters)}, step=0)
         tracker.log_params(flatten(resolved))  # with the held metric: one write
 
@@ -176,7 +177,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
 
     with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
         workdir = Path(scratch)
-        if resume is None:
+        if resume is None and tracked:
             (workdir / "spec.resolved.yaml").write_text(resolved_text)
             tracker.log_artifact(workdir / "spec.resolved.yaml")
             if data_files:
@@ -196,12 +197,13 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             if writer is not None:
                 writer.close()
             metrics = final_metrics(result)
-            tracker.log_metrics(result.test, step=result.epochs_run)
-            (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-            torch.save(pipeline.model.state_dict(), workdir / "weights.pt")
-            tracker.log_artifact(workdir / "metrics.json")
-            tracker.log_artifact(workdir / "weights.pt", "model")
-            figures.log_figures(pipeline, workdir, tracker)
+            if tracked:
+                tracker.log_metrics(result.test, step=result.epochs_run)
+                (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+                torch.save(pipeline.model.state_dict(), workdir / "weights.pt")
+                tracker.log_artifact(workdir / "metrics.json")
+                tracker.log_artifact(workdir / "weights.pt", "model")
+                figures.log_figures(pipeline, workdir, tracker)
             tracker.end("FINISHED")
         except BaseException as error:
             # The last good checkpoint is on disk; closing the writer lands it in MLflow too.

@@ -72,6 +72,13 @@ def evaluate(pipeline: Pipeline, part: Tensors, prefix: str) -> dict[str, float]
     """Loss and every metric on one part; a per-class metric (``average: none``) is logged
     as ``<prefix>/<name>/<class index>``."""
     outputs, targets = outputs_of(pipeline, part)
+    return score(pipeline, outputs, targets, prefix)
+
+
+@torch.no_grad()
+def score(pipeline: Pipeline, outputs: torch.Tensor, targets: torch.Tensor, prefix: str) -> dict[str, float]:
+    """Loss and every metric of given outputs (fold-parallel training computes the outputs
+    of all members at once and scores each member's alone)."""
     results = {f"{prefix}/loss": pipeline.head(outputs, targets)}
     predictions = pipeline.head.predict(outputs)
     for name, metric in pipeline.metrics.items():

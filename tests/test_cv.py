@@ -244,3 +244,22 @@ def test_a_cv_spec_is_not_a_holdout_run_and_usage_errors(
     assert main(["run", str(path), "--no-track", "--seeds", "2"]) == 2
     err = capsys.readouterr().err
     assert "--history-out" in err and "repeated_kfold" in err
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_fold_parallel_members_that_stop_early_keep_their_own_weights(write_spec: Callable[..., Path]) -> None:
+    # Members stop at different epochs while the others train on: each one's test metrics
+    # come from its weights of the epoch it stopped (restore_best off) or its best epoch.
+    for restore in ("false", "true"):
+        text = CV_SPEC.format(folds="{type: kfold, k: 4}", model="").replace("epochs: 4", "epochs: 12").replace(
+            "patience: 2}", f"patience: 1, min_delta: 0.03, restore_best: {restore}}}"
+        )
+        spec = load_spec(write_spec(text))
+        batched = run_cv(spec, RunOptions(track=False, quiet=True))
+        sequential = run_cv(spec, RunOptions(track=False, quiet=True), parallel=False)
+        assert batched.mode == "batched"
+        stopped = [m.metrics["epochs"] for m in sequential.members]
+        assert min(stopped) < max(stopped), "the members should stop at different epochs"
+        for b, s in zip(batched.members, sequential.members):
+            for key in s.metrics:
+                assert b.metrics[key] == pytest.approx(s.metrics[key], rel=1e-4, abs=1e-5), (restore, key)
