@@ -53,6 +53,9 @@ class MlflowStore:
     def __init__(self) -> None:
         self._runs: dict[str, tuple[Any, Any]] = {}  # run id -> (client, artifact repository)
         self.open_runs: set[str] = set()
+        #: (uri, experiment name) -> id: looking an experiment up by name cost more than
+        #: creating the run (MLflow loads its tags), for every fold, seed and trial.
+        self._experiments: dict[tuple[str, str], str] = {}
 
     def limits(self) -> tuple[int, int]:
         """MLflow's longest param value and most params (or tags) in one batch."""
@@ -67,9 +70,20 @@ class MlflowStore:
     def create_run(self, uri: str, experiment: str, run_name: Optional[str], tags: dict[str, str]) -> str:
         """A new RUNNING run in ``experiment`` (created if missing); its id."""
         client = _client(uri)
-        run = client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags)
+        known = self._experiments.get((uri, experiment))
+        try:
+            run = client.create_run(known or self._experiment(client, uri, experiment), run_name=run_name, tags=tags)
+        except Exception:
+            if known is None:
+                raise
+            # Deleted since (e.g. by another user): look the name up again, as if never seen.
+            run = client.create_run(self._experiment(client, uri, experiment), run_name=run_name, tags=tags)
         self._attach(uri, client, run)
         return str(run.info.run_id)
+
+    def _experiment(self, client: Any, uri: str, name: str) -> str:
+        self._experiments[uri, name] = found = _experiment_id(client, name)
+        return found
 
     def reopen_run(self, uri: str, run_id: str) -> None:
         """Set an existing run back to RUNNING, without the ``specrun.error`` of an earlier attempt."""

@@ -174,6 +174,7 @@ class MlflowTracker:
             run_tags["mlflow.parentRunId"] = parent_run_id
         self._start(uri)
         self.run_id: Optional[str] = self._store.create_run(uri, experiment, run_name, run_tags)
+        self._flushed_at = time.monotonic()  # from the run on: opening a cold store takes seconds
 
     def _start(self, uri: str) -> None:
         self.uri = uri
@@ -191,6 +192,7 @@ class MlflowTracker:
         self._start(uri)
         self._store.reopen_run(uri, run_id)
         self.run_id = run_id
+        self._flushed_at = time.monotonic()
         if tags:
             self.set_tags(tags)
         return self

@@ -54,3 +54,19 @@ def test_held_metrics_are_written_once_flush_seconds_pass(tmp_path: Path, monkey
     tracker.wait()
     assert MlflowClient(uri).get_run(tracker.run_id).data.metrics == {"train/loss": 2.0}
     tracker.end("FINISHED")
+
+
+def test_a_run_lands_in_its_experiment_also_after_that_was_deleted_and_made_anew(tmp_path: Path) -> None:
+    # The store remembers experiment ids by name; one deleted since is looked up again.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    first = MlflowTracker(uri, "exp")
+    first.end("FINISHED")
+    old = client.get_experiment_by_name("exp")
+    client.rename_experiment(old.experiment_id, "exp-old")
+    client.delete_experiment(old.experiment_id)
+    second = MlflowTracker(uri, "exp")
+    second.end("FINISHED")
+    new = client.get_experiment_by_name("exp")
+    assert new.experiment_id != old.experiment_id and new.lifecycle_stage == "active"
+    assert client.get_run(second.run_id).info.experiment_id == new.experiment_id  # type: ignore[arg-type]
