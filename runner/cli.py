@@ -373,6 +373,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     import registry
     from runner.report import print_registry
 
+    registry.load_plugins()  # installed packages' components are listed too
     kinds = list(registry.REGISTRIES)
     if args.kind is not None and args.kind not in registry.REGISTRIES:
         from registry._registry import closest
