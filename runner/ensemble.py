@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import registry
-from runner import determinism, distributed
+from runner import determinism, distributed, heap
 from runner.batches import sizes
 from runner.build import Pipeline, Tensors, build
 from runner.spec.schema import Spec
@@ -97,6 +97,7 @@ def try_batched(members: list["Member"], device: Optional[str]) -> tuple[str, st
     if reason is not None:
         return "sequential", reason, None
     try:
+        heap.settle()
         results, how = train_batched(pipelines, spec, [m.spec.seed for m in members])
     except NonFiniteLoss:
         raise

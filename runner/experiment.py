@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import torch
 
-from runner import checkpoint, datafiles, determinism, distributed, figures, provenance
+from runner import checkpoint, datafiles, determinism, distributed, figures, heap, provenance
 from runner.build import Pipeline, build
 from runner.checkpoint import CheckpointWriter
 from runner.data import DataError, PreparedData, prepare
@@ -187,6 +187,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() and pipeline.val is not None else "val/loss"
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
+            heap.settle()
             with progress_for(spec.name, spec.train.epochs, focus, options.quiet or not main) as progress:
                 shown = [progress] if main else []  # one progress display, not one per rank
                 reporter = _Fanout(_After(tracker, logged_epochs), *shown, *options.reporters)

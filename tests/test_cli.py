@@ -116,3 +116,36 @@ cli.entry()
 def test_the_quick_exit_waits_for_threads_and_keeps_the_exit_code() -> None:
     done = subprocess.run([sys.executable, "-c", QUICK_EXIT], env=subprocess_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 3 and done.stdout.strip() == "worker finished", done.stderr
+
+
+COLLECTIONS = """\
+import atexit, gc, sys
+import runner.cli as cli
+
+full = []
+gc.callbacks.append(lambda phase, info: full.append(1) if phase == "stop" and info["generation"] == 2 else None)
+atexit.register(lambda: print(len(full), gc.isenabled(), gc.get_freeze_count() > 100_000))
+sys.argv = ["runner", *sys.argv[1:]]
+cli.entry()
+"""
+
+
+def test_a_run_makes_no_full_garbage_collection(write_spec: Callable[..., Path], tmp_path: Path) -> None:
+    # Start-up (imports) runs with the collector off; the loop freezes what is alive and
+    # switches it on: no full pass over the ~700k long-lived objects (there were seven).
+    done = subprocess.run(
+        [sys.executable, "-c", COLLECTIONS, "run", str(write_spec()), "--no-track"],
+        env=subprocess_env(), capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "0 True True"
+
+
+def test_the_collector_is_left_alone_when_called_from_python() -> None:
+    import gc
+
+    from runner import heap
+
+    frozen = gc.get_freeze_count()
+    heap.settle()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
