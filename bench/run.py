@@ -6,15 +6,17 @@
    an MLP on digits, an MLP and the `cnn` model's default ConvNet on Fashion-MNIST subsets
    (NPZ files this script writes), as whole processes and per epoch. Goal <= 1.10x.
 2. fold-parallel vs sequential k-fold (k=5 and k=10, MLP on digits). Goal >= 2x on CPU.
-3. the share of a run's wall time spent in MLflow calls (digits: a run of well under
-   a second, all fixed cost; the Fashion-MNIST subset: a run of seconds). Goal <= 5%.
+3. the share of wall time spent in MLflow calls (digits: a run of well under a second, all
+   fixed cost; the Fashion-MNIST subset: a run of seconds), of a warm run in process and of
+   a whole ``runner run`` process (start-up included, and the wait at exit for the tracking
+   process's last writes). Goal <= 5%.
 
 Whole-process ratios are the median of ``--repeats`` back-to-back pairs of processes;
 per-epoch ratios the median of ``--repeats`` rounds in one process that alternates the
 hand loop and a tracked ``runner run`` (each side's fastest epoch after the first); the
-MLflow share is the time the training thread spends inside MLflow calls, median of
-3 x ``--repeats`` runs, and the k-fold figures take the fastest of ``--repeats`` runs of
-each side. All processes get the same ``--threads`` (OMP/MKL threads; 1 by default, so
+MLflow share is the time the main thread spends inside MLflow calls, median of
+3 x ``--repeats`` warm runs and of ``--repeats`` whole processes, and the k-fold figures
+take the fastest of ``--repeats`` runs of each side. All processes get the same ``--threads`` (OMP/MKL threads; 1 by default, so
 that processes of others sharing the cores do not make torch's thread pool spin).
 """
 
@@ -138,7 +140,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="OMP/MKL threads per process (default 1)")
     parser.add_argument("--quick", action="store_true", help="digits only, k=5 only, one repeat (a smoke test)")
     parser.add_argument("--workloads", nargs="+", default=["digits", "fashion", "fashion_cnn"], choices=["digits", "fashion", "fashion_cnn"])
-    parser.add_argument("--skip", nargs="*", default=[], choices=["kfold", "mlflow"], help="parts to leave out")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["hand", "kfold", "mlflow"], help="parts to leave out")
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}
@@ -157,7 +159,7 @@ def main() -> None:
             write_fashion_subset()
         if "fashion_cnn" in workloads:
             write_fashion_subset(3000, 1000, FASHION_CNN_NPZ, image=True)
-        for workload in workloads:
+        for workload in [] if "hand" in args.skip else workloads:
             print(f"specrun vs hand-written loop: {workload} ...", flush=True)
             r = compare_with_hand(workload, repeats, uri, env)
             model = "CNN" if workload.endswith("cnn") else "MLP"
@@ -175,7 +177,13 @@ def main() -> None:
             print(f"MLflow share of a run: {workload} ...", flush=True)
             r = _json(_run([sys.executable, "bench/timing.py", "mlflow", f"bench/specs/{workload}.yaml", uri, str(3 * repeats)], env)[1])
             print(f"  {r['mlflow_seconds'] * 1000:.0f} ms of a run in MLflow calls", flush=True)
-            row(f"{workload} MLP, share of wall time spent in MLflow calls", r["share"], "<= 5%", r["share"] <= 0.05)
+            row(f"{workload} MLP, warm run in process: share of its wall time in MLflow calls", r["share"], "<= 5%", r["share"] <= 0.05)
+            shares = []
+            for _ in range(repeats):
+                wall, out = _run([sys.executable, "bench/timing.py", "process", f"bench/specs/{workload}.yaml", uri], env)
+                shares.append(_json(out)["mlflow_seconds"] / wall)
+            share = statistics.median(shares)
+            row(f"{workload} MLP, whole `runner run` process: share of its wall time in MLflow calls", share, "<= 5%", share <= 0.05)
 
     print(f"\nMachine: {machine(args.threads)}; {repeats} run(s) of each side\n")
     print("| measure | result | goal | met |\n|---|---|---|---|")

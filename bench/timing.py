@@ -4,6 +4,7 @@
     python bench/timing.py paired SPEC URI WORKLOAD R [DATA] # per-epoch specrun / hand, R rounds
     python bench/timing.py cv SPEC K parallel|sequential R   # best of R untracked k-fold runs
     python bench/timing.py mlflow SPEC URI R                 # share of R runs spent in MLflow calls
+    python bench/timing.py process SPEC URI                  # a whole `runner run`: seconds in MLflow calls
 """
 
 from __future__ import annotations
@@ -88,19 +89,11 @@ def cv(spec_file: str, k: int, mode: str, repeats: int) -> dict[str, Any]:
     return {**best, "mode": outcome[-1].mode, "reason": outcome[-1].mode_reason}
 
 
-def mlflow_share(spec_file: str, uri: str, repeats: int) -> dict[str, Any]:
-    """The share of a tracked run's wall time that the training thread spends inside MLflow
-    calls (creating the run, params, metrics, artifacts, ending it): the median over
-    ``repeats`` runs after a warm one. Calls from the checkpoint writer's thread are not
-    counted: they do not hold the loop up (what they cost it shows in the per-epoch ratio).
-    Measured directly: the difference between tracked and untracked runs of a few seconds
-    is smaller than this machine's run-to-run noise. MLflow runs in a tracking process, as
-    under ``runner run`` (``SPECRUN_TRACKING_PROCESS=0``: in this one)."""
+def _time_mlflow_calls() -> list[float]:
+    """Count the seconds the main thread spends inside the tracker's MLflow calls (and in
+    closing the tracking process, which waits for its last writes); returns the counter."""
     from runner import tracking
-    from runner.experiment import run
-    from runner.spec import load_spec
-
-    tracking.start_tracking_process()
+    from runner.tracking_process import TrackingProcess
 
     main_thread = threading.get_ident()
     spent, depth = [0.0], [0]
@@ -122,6 +115,38 @@ def mlflow_share(spec_file: str, uri: str, repeats: int) -> dict[str, Any]:
 
     for name in ("__init__", "epoch_end", "log_metrics", "log_params", "set_tags", "log_artifact", "end", "flush"):
         setattr(tracking.MlflowTracker, name, timed(getattr(tracking.MlflowTracker, name)))
+    TrackingProcess.close = timed(TrackingProcess.close)  # type: ignore[method-assign]
+    return spent
+
+
+def process_mlflow(spec_file: str, uri: str) -> None:
+    """A whole ``runner run`` in this process, as the command runs it (tracking process,
+    quick exit); prints, at exit, the seconds the main thread spent in MLflow calls and in
+    waiting for the tracking process's last writes. The caller times the process."""
+    import atexit
+
+    spent = _time_mlflow_calls()
+    atexit.register(lambda: print(json.dumps({"mlflow_seconds": spent[0]})))  # runs last
+    sys.argv = ["runner", "run", spec_file, "--tracking-uri", uri, "--experiment", "bench"]
+    from runner.cli import entry
+
+    entry()
+
+
+def mlflow_share(spec_file: str, uri: str, repeats: int) -> dict[str, Any]:
+    """The share of a tracked run's wall time that the training thread spends inside MLflow
+    calls (creating the run, params, metrics, artifacts, ending it): the median over
+    ``repeats`` runs after a warm one. Calls from the checkpoint writer's thread are not
+    counted: they do not hold the loop up (what they cost it shows in the per-epoch ratio).
+    Measured directly: the difference between tracked and untracked runs of a few seconds
+    is smaller than this machine's run-to-run noise. MLflow runs in a tracking process, as
+    under ``runner run`` (``SPECRUN_TRACKING_PROCESS=0``: in this one)."""
+    from runner import tracking
+    from runner.experiment import run
+    from runner.spec import load_spec
+
+    tracking.start_tracking_process()
+    spent = _time_mlflow_calls()
     spec = load_spec(spec_file, [])
     run(spec, _options(uri))  # warm: imports, the store's schema
     shares, seconds = [], []
@@ -142,6 +167,8 @@ def main(argv: list[str]) -> None:
         result = paired_epochs(spec_file, rest[0], rest[1], int(rest[2]), rest[3] if len(rest) > 3 else None)
     elif what == "cv":
         result = cv(spec_file, int(rest[0]), rest[1], int(rest[2]))
+    elif what == "process":
+        return process_mlflow(spec_file, rest[0])  # prints at exit
     else:
         result = mlflow_share(spec_file, rest[0], int(rest[1]))
     print(json.dumps(result))
