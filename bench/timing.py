@@ -2,7 +2,7 @@
 
     python bench/timing.py epochs SPEC URI [K=V]...          # per-epoch wall times of a tracked run
     python bench/timing.py paired SPEC URI WORKLOAD R [DATA] # per-epoch specrun / hand, R rounds
-    python bench/timing.py cv SPEC K parallel|sequential R   # best of R untracked k-fold runs
+    python bench/timing.py cv SPEC K R                       # fold-parallel and sequential k-fold, best of R each
     python bench/timing.py mlflow SPEC URI R                 # share of R runs spent in MLflow calls
     python bench/timing.py process SPEC URI                  # a whole `runner run`: seconds in MLflow calls
 """
@@ -65,28 +65,30 @@ def paired_epochs(spec_file: str, uri: str, workload: str, rounds: int, data: st
     return {"ratios": ratios[1:], "ratio": statistics.median(ratios[1:])}
 
 
-def _best(measure: Any, repeats: int) -> dict[str, float]:
-    """The fastest of ``repeats`` measurements (wall and CPU seconds): on a shared machine the
-    minimum is the run least disturbed by others."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        measure()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return {"wall": min(walls), "cpu": min(cpus)}
-
-
-def cv(spec_file: str, k: int, mode: str, repeats: int) -> dict[str, Any]:
+def cv(spec_file: str, k: int, repeats: int) -> dict[str, Any]:
+    """Fold-parallel and sequential k-fold, untracked, alternating in this process for
+    ``repeats`` rounds after a warm-up of each (imports, first calls): the fastest wall and
+    CPU seconds of each side. Alternating, because the speed of shared cores drifts between
+    runs minutes apart; the fastest, because it is the run least disturbed by others."""
     from runner.cv import run_cv
     from runner.spec import load_spec
 
     spec = load_spec(spec_file, [f"data.split.folds.k={k}"])
     warm = load_spec(spec_file, ["data.split.folds.k=2", "train.epochs=1"])
-    run_cv(warm, _options(None), parallel=mode == "parallel")  # imports and first-call costs
-    outcome: list[Any] = []
-    best = _best(lambda: outcome.append(run_cv(spec, _options(None), parallel=mode == "parallel")), repeats)
-    return {**best, "mode": outcome[-1].mode, "reason": outcome[-1].mode_reason}
+    sides: dict[str, dict[str, list[float]]] = {side: {"wall": [], "cpu": []} for side in ("parallel", "sequential")}
+    for side in sides:
+        run_cv(warm, _options(None), parallel=side == "parallel")
+    outcome = None
+    for _ in range(repeats):
+        for side, times in sides.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = run_cv(spec, _options(None), parallel=side == "parallel")
+            times["wall"].append(time.perf_counter() - wall)
+            times["cpu"].append(time.process_time() - cpu)
+            outcome = result if side == "parallel" else outcome
+    assert outcome is not None
+    best = {side: {what: min(values) for what, values in times.items()} for side, times in sides.items()}
+    return {**best, "mode": outcome.mode, "reason": outcome.mode_reason}
 
 
 def _time_mlflow_calls() -> list[float]:
@@ -161,12 +163,16 @@ def mlflow_share(spec_file: str, uri: str, repeats: int) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     what, spec_file, *rest = argv
+    if what != "process":  # as in a `runner` process: no collections over the start-up heap
+        from runner import heap
+
+        heap.start_up()
     if what == "epochs":
         result = epochs(spec_file, rest[0], rest[1:])
     elif what == "paired":
         result = paired_epochs(spec_file, rest[0], rest[1], int(rest[2]), rest[3] if len(rest) > 3 else None)
     elif what == "cv":
-        result = cv(spec_file, int(rest[0]), rest[1], int(rest[2]))
+        result = cv(spec_file, int(rest[0]), int(rest[1]))
     elif what == "process":
         return process_mlflow(spec_file, rest[0])  # prints at exit
     else:
