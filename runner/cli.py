@@ -398,12 +398,14 @@ def entry() -> None:
     destructors) takes about a second after every command and writes nothing. So once
     ``main`` has returned, the threads that keep a process alive have ended and the exit
     handlers have run (the tracking process's last writes, logging), the output is flushed
-    and the process ends without it. An exception leaves the normal way. Start-up runs with
-    the garbage collector off (:mod:`runner.heap`).
+    and the process ends without it. An exception leaves the normal way. The commands that
+    train start with the garbage collector off (:mod:`runner.heap`).
     """
-    from runner import heap
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    if command in ("run", "search", "reproduce"):
+        from runner import heap
 
-    heap.start_up()
+        heap.start_up()
     code = main()
     import atexit
     import threading

@@ -3,11 +3,11 @@
 A ``runner run`` process imports torch, scikit-learn, pydantic, torchmetrics and more: some
 700,000 objects that live until the process ends. While they pile up, the collector walks
 all of them again and again: seven full collections of 45-340 ms each in a digits run on a
-2-core machine, 1.5 s of CPU, which found a few thousand garbage objects. So the ``runner``
-command starts with the collector off (:func:`start_up`), and the first loop of the process
-(:func:`settle`) moves everything alive out of the collector's sight for good
-(``gc.freeze``) and switches it on for what the loops allocate. Called from Python, where
-the collector is on, neither does anything.
+2-core machine, 1.5 s of CPU, which found a few thousand garbage objects. So the commands
+that train (``runner run``, ``search``, ``reproduce``) start with the collector off
+(:func:`start_up`), and the first loop of the process (:func:`settle`) moves everything
+alive out of the collector's sight for good (``gc.freeze``) and switches it on for what the
+loops allocate. Called from Python, where the collector is on, ``settle`` does nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import gc
 
 
 def start_up() -> None:
-    """Collector off until the first loop (the ``runner`` command's first step)."""
+    """Collector off until the first loop (a training command's first step)."""
     gc.disable()
 
 

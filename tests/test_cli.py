@@ -139,6 +139,12 @@ def test_a_run_makes_no_full_garbage_collection(write_spec: Callable[..., Path],
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "0 True True"
+    # A command that does not train leaves the collector as Python has it.
+    checked = subprocess.run(
+        [sys.executable, "-c", COLLECTIONS, "validate", str(write_spec())],
+        env=subprocess_env(), capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert checked.returncode == 0 and checked.stdout.splitlines()[-1] == "0 True False", checked.stderr
 
 
 def test_the_collector_is_left_alone_when_called_from_python() -> None:
