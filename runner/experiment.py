@@ -96,8 +96,25 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C so the run is marked KILLED."""
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise _Terminated()
+class _Interrupts:
+    """Ctrl-C (SIGINT) and SIGTERM during a run: raised in the main thread as
+    KeyboardInterrupt (the run is then marked KILLED), and remembered. Python drops an
+    exception raised inside a finalizer (``__del__``, a weakref callback) with an "Exception
+    ignored" message, so an interrupt landing there let training go on (seen once in CI):
+    the end of every epoch raises a remembered one again."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: Optional[int] = None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        if self.received is not None:
+            self.handle(self.received, None)
 
 
 def final_metrics(result: RunResult) -> dict[str, float]:
@@ -185,12 +202,17 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
                 tracker.log_artifact(workdir / datafiles.ARTIFACT)
 
         focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() and pipeline.val is not None else "val/loss"
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        interrupts = _Interrupts()
+        # (A SIGINT ignored by whoever started us, as for a background job, stays ignored.)
+        previous = {
+            signum: signal.signal(signum, interrupts.handle)
+            for signum in _Interrupts.SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN
+        }
         try:
             heap.settle()
             with progress_for(spec.name, spec.train.epochs, focus, options.quiet or not main) as progress:
                 shown = [progress] if main else []  # one progress display, not one per rank
-                reporter = _Fanout(_After(tracker, logged_epochs), *shown, *options.reporters)
+                reporter = _Fanout(interrupts, _After(tracker, logged_epochs), *shown, *options.reporters)
                 if options.trainer is not None:
                     result = options.trainer(pipeline, reporter)
                 else:
@@ -213,7 +235,8 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             end_after_error(tracker, error)
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
     # 5) A finished run's last checkpoint stays in MLflow; the local copy has served its purpose.
     if tracker.run_id is not None:
         shutil.rmtree(CHECKPOINT_DIR / tracker.run_id, ignore_errors=True)

@@ -140,15 +140,49 @@ def test_ctrl_c_marks_the_run_killed_with_its_last_checkpoint(workdir: Path, wri
     # Wait until a few epochs are logged, then interrupt as a terminal's Ctrl-C would: the
     # whole process group (the runner and its tracking process) gets SIGINT.
     assert child.stderr is not None
-    for line in child.stderr:
-        if "epoch 3/" in line:
-            break
-    os.killpg(child.pid, signal.SIGINT)
-    _, err = child.communicate(timeout=60)
+    try:
+        for line in child.stderr:
+            if "epoch 3/" in line:
+                break
+        os.killpg(child.pid, signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:  # a failed test must not leave a runner training for the rest of the suite
+            os.killpg(child.pid, signal.SIGKILL)
     assert child.returncode == 130, err
     client, run = only_run(tracking_uri)
     assert run.info.status == "KILLED"
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/last.pt"]
+
+
+class _SwallowsAnInterrupt:
+    """At epoch 2, Ctrl-C arrives while code that drops exceptions runs (as Python does for
+    one raised inside a finalizer): the run must still stop, at the end of the next epoch."""
+
+    def __init__(self) -> None:
+        self.epochs = 0
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.epochs = epoch
+        if epoch == 2:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1.0)  # the handler runs here
+            except KeyboardInterrupt:
+                pass
+
+
+def test_an_interrupt_lost_in_a_finalizer_still_stops_the_run(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+    from runner.experiment import RunOptions, run
+    from runner.spec import load_spec
+
+    spec = load_spec(write_spec(TINY_SPEC.replace("epochs: 3", "epochs: 50")))
+    swallower = _SwallowsAnInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, RunOptions(tracking_uri=tracking_uri, quiet=True, reporters=[swallower]))
+    assert swallower.epochs == 2  # stopped at the end of epoch 3, before the reporters heard of it
+    assert only_run(tracking_uri)[1].info.status == "KILLED"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 def test_runs_land_in_the_store_of_the_directory_they_ran_in(
