@@ -130,12 +130,26 @@ def test_nan_loss_marks_the_run_failed_and_keeps_a_checkpoint(workdir: Path, wri
 
 
 @pytest.mark.slow
+def _sigint_as_in_a_terminal() -> None:
+    # A child inherits an ignored SIGINT, and some library may have left this process's
+    # SIGINT ignored (CI saw it); a runner started from a terminal has the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def default_sigint():
+    """This process's SIGINT as Python sets it up, whatever an earlier test left behind."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_marks_the_run_killed_with_its_last_checkpoint(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
     spec = write_spec(TINY_SPEC.replace("epochs: 3", "epochs: 100000").replace("dataset: breast_cancer", "dataset: digits").replace("loss: bce", "loss: cross_entropy"))
     child = subprocess.Popen(
         [sys.executable, "-m", "runner", "run", str(spec), "--tracking-uri", tracking_uri],
         cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=_sigint_as_in_a_terminal,
     )
     # Wait until a few epochs are logged, then interrupt as a terminal's Ctrl-C would: the
     # whole process group (the runner and its tracking process) gets SIGINT.
@@ -172,6 +186,7 @@ class _SwallowsAnInterrupt:
                 pass
 
 
+@pytest.mark.usefixtures("default_sigint")
 def test_an_interrupt_lost_in_a_finalizer_still_stops_the_run(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
     from runner.experiment import RunOptions, run
     from runner.spec import load_spec
