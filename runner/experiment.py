@@ -100,8 +100,8 @@ class _Interrupts:
     """Ctrl-C (SIGINT) and SIGTERM during a run: raised in the main thread as
     KeyboardInterrupt (the run is then marked KILLED), and remembered. Python drops an
     exception raised inside a finalizer (``__del__``, a weakref callback) with an "Exception
-    ignored" message, so an interrupt landing there let training go on (seen once in CI):
-    the end of every epoch raises a remembered one again."""
+    ignored" message, so an interrupt landing there would let training go on: the end of
+    every epoch raises a remembered one again."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
