@@ -386,9 +386,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from runner.tracking import TrackingError
+
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except TrackingError as error:  # the run was ended as far as MLflow could take it
+        _error(str(error))
+        return 1
 
 
 def entry() -> None:

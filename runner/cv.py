@@ -189,6 +189,7 @@ def run_members(
             parent_run_id=options.parent_run_id,
         )
         parent.log_params(flatten(spec.to_data()))
+        parent.run_id  # created, or TrackingError, before any fold trains
 
     try:
         mode, reason, results = "sequential", "fold-parallel training is off", None

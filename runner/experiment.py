@@ -187,19 +187,16 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         tracker.log_params(flatten(resolved))  # with the held metric: one write
 
     # 4) Checkpoints belong to a run (they are resumed through it): none when untracked.
-    writer = None
-    if tracker.run_id is not None and spec.train.checkpoint_every > 0:
-        extra = {"run_id": tracker.run_id, "spec_sha256": spec_sha256}
-        writer = CheckpointWriter(CHECKPOINT_DIR / tracker.run_id, tracker, extra)
+    writer = _RunCheckpoints(tracker, spec_sha256) if tracked and spec.train.checkpoint_every > 0 else None
 
     with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
         workdir = Path(scratch)
         if resume is None and tracked:
             (workdir / "spec.resolved.yaml").write_text(resolved_text)
-            tracker.log_artifact(workdir / "spec.resolved.yaml")
+            tracker.log_artifact(workdir / "spec.resolved.yaml", kept=True)  # workdir outlives the run
             if data_files:
                 (workdir / datafiles.ARTIFACT).write_text(datafiles.to_json(data_files))
-                tracker.log_artifact(workdir / datafiles.ARTIFACT)
+                tracker.log_artifact(workdir / datafiles.ARTIFACT, kept=True)
 
         focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() and pipeline.val is not None else "val/loss"
         interrupts = _Interrupts()
@@ -224,8 +221,8 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
                 tracker.log_metrics(result.test, step=result.epochs_run)
                 (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
                 torch.save(pipeline.model.state_dict(), workdir / "weights.pt")
-                tracker.log_artifact(workdir / "metrics.json")
-                tracker.log_artifact(workdir / "weights.pt", "model")
+                tracker.log_artifact(workdir / "metrics.json", kept=True)
+                tracker.log_artifact(workdir / "weights.pt", "model", kept=True)
                 figures.log_figures(pipeline, workdir, tracker)
             tracker.end("FINISHED")
         except BaseException as error:
@@ -238,8 +235,8 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
     # 5) A finished run's last checkpoint stays in MLflow; the local copy has served its purpose.
-    if tracker.run_id is not None:
-        shutil.rmtree(CHECKPOINT_DIR / tracker.run_id, ignore_errors=True)
+    if writer is not None:
+        shutil.rmtree(writer.directory(), ignore_errors=True)
     return RunOutcome(tracker.run_id, result, metrics, parameters)
 
 
@@ -270,6 +267,28 @@ def _run_tags(
         tags["mlflow.source.git.commit"], dirty = git[0], git[1]
         tags["specrun.git_dirty"] = str(dirty).lower()
     return tags
+
+
+class _RunCheckpoints:
+    """The run's ``CheckpointWriter``, started with the first checkpoint: until then the run's
+    id, which names the checkpoints' directory, may be on its way from the tracking process."""
+
+    def __init__(self, tracker: Tracker, spec_sha256: str) -> None:
+        self.tracker, self.spec_sha256 = tracker, spec_sha256
+        self.writer: Optional[CheckpointWriter] = None
+
+    def directory(self) -> Path:
+        return CHECKPOINT_DIR / str(self.tracker.run_id)
+
+    def __call__(self, state: dict[str, Any]) -> None:
+        if self.writer is None:
+            extra = {"run_id": self.tracker.run_id, "spec_sha256": self.spec_sha256}
+            self.writer = CheckpointWriter(self.directory(), self.tracker, extra)
+        self.writer(state)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 class _After:

@@ -11,7 +11,8 @@ from runner.train import outputs_of
 
 
 def log_figures(pipeline: Pipeline, directory: Path, tracker: Any) -> list[Path]:
-    """Draw every figure metric on the test part, save it under ``directory`` and log it."""
+    """Draw every figure metric on the test part, save it under ``directory`` and log it
+    (``directory`` must stay until the run has ended: the figures are stored meanwhile)."""
     if not pipeline.figures:
         return []
     outputs, targets = outputs_of(pipeline, pipeline.test)
@@ -20,6 +21,6 @@ def log_figures(pipeline: Pipeline, directory: Path, tracker: Any) -> list[Path]
     for name, draw in pipeline.figures.items():
         path = directory / f"{name}.png"
         draw(predictions, targets).savefig(path, dpi=100)
-        tracker.log_artifact(path, "figures")
+        tracker.log_artifact(path, "figures", kept=True)
         written.append(path)
     return written

@@ -50,6 +50,9 @@ def _experiment_id(client: Any, name: str) -> str:
 class MlflowStore:
     """Creates, writes and ends MLflow runs; remembers the runs it opened and has not ended."""
 
+    #: Each write is a database transaction in the caller's thread.
+    writes_in_background = False
+
     def __init__(self) -> None:
         self._runs: dict[str, tuple[Any, Any]] = {}  # run id -> (client, artifact repository)
         self.open_runs: set[str] = set()
@@ -118,7 +121,12 @@ class MlflowStore:
             tags=[RunTag(*pair) for pair in tags],
         )
 
-    def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str]) -> None:
+    def resolve(self, run_id: str) -> str:
+        """A run id here is always the run's own (see ``TrackingProcess.create_run``)."""
+        return run_id
+
+    def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str], kept: bool = False) -> None:
+        """Stored when this returns (``kept``: that the caller keeps the file until the run ends, unused here)."""
         self._runs[run_id][1].log_artifact(path, artifact_path)
 
     def wait(self) -> None:

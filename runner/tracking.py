@@ -4,7 +4,8 @@ reading of past runs (``--resume``, ``runner reproduce``).
 ``MlflowTracker`` writes through a ``Store``: MLflow in this process (``mlflow_store.py``,
 imported on first use, so nothing else pays for it) or in the tracking process that
 ``runner run`` starts (``tracking_process.py``). Metrics are held and written in batches
-(every ``FLUSH_SECONDS``, with the params, and at the end).
+(every ``FLUSH_SECONDS``, sooner early in a run with the tracking process, with the params,
+and at the end).
 """
 
 from __future__ import annotations
@@ -26,8 +27,18 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 #: one database write per epoch cost a third of a small run. A killed run loses at most this
 #: many seconds of held epochs, which ``--resume`` re-logs from its checkpoint's history.
 FLUSH_SECONDS = 5.0
+#: With the tracking process a write costs this process only a message, so a run's first
+#: batch is due after this many seconds, and each next one after 1.5 times the last interval,
+#: up to ``FLUSH_SECONDS``: the write that the end of a short run waits for then holds its
+#: last few epochs, not all of them (100 rows took 20-30 ms, 5 rows 9-11 ms), and the
+#: helper, on another core, writes a dozen more batches in a run's first seconds.
+EARLY_FLUSH_SECONDS = 0.05
 #: Where a too-long param value points the reader instead.
 HASH_MARKER = "sha256:{digest}, see spec.resolved.yaml"
+
+
+class TrackingError(RuntimeError):
+    """MLflow failed in the tracking process; the message carries its error."""
 
 
 def tracking_uri(cli_uri: Optional[str], spec_uri: Optional[str]) -> str:
@@ -75,13 +86,14 @@ _METRICS_PER_BATCH = 1000  # MLflow's limit on metrics (and params and tags) in 
 class Tracker(Protocol):
     """What a run reports to; the loop sees only ``epoch_end``."""
 
-    run_id: Optional[str]
+    @property
+    def run_id(self) -> Optional[str]: ...
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None: ...
     def log_params(self, params: dict[str, str]) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
-    def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None: ...
+    def log_artifact(self, path: Path, artifact_path: Optional[str] = None, *, kept: bool = False) -> None: ...
     def end(self, status: str) -> None: ...
 
 
@@ -94,22 +106,26 @@ class NullTracker:
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None: ...
     def log_params(self, params: dict[str, str]) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
-    def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None: ...
+    def log_artifact(self, path: Path, artifact_path: Optional[str] = None, *, kept: bool = False) -> None: ...
     def end(self, status: str) -> None: ...
 
 
 class Store(Protocol):
     """Where an ``MlflowTracker`` writes: ``MlflowStore`` in this process, or the same calls
-    carried out by the tracking process (``TrackingProcess``)."""
+    carried out by the tracking process (``TrackingProcess``). ``create_run`` may answer with
+    a stand-in id, which the other calls accept and ``resolve`` turns into the run's own."""
+
+    writes_in_background: bool
 
     def limits(self) -> tuple[int, int]: ...
     def open_store(self, uri: str) -> None: ...
     def create_run(self, uri: str, experiment: str, run_name: Optional[str], tags: dict[str, str]) -> str: ...
+    def resolve(self, run_id: str) -> str: ...
     def reopen_run(self, uri: str, run_id: str) -> None: ...
     def log_batch(
         self, run_id: str, metrics: Sequence[MetricRow] = (), params: Sequence[Pair] = (), tags: Sequence[Pair] = (),
     ) -> None: ...
-    def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str]) -> None: ...
+    def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str], kept: bool = False) -> None: ...
     def end_run(self, run_id: str, status: str) -> None: ...
     def wait(self) -> None: ...
 
@@ -158,7 +174,12 @@ def open_store_early(uri: str) -> None:
 
 
 class MlflowTracker:
-    """One MLflow run, created on construction; ``end`` marks it FINISHED, FAILED or KILLED."""
+    """One MLflow run, created on construction; ``end`` marks it FINISHED, FAILED or KILLED.
+
+    With the tracking process the run is created while the loop starts: ``run_id`` waits for
+    it, and so does the end of the first epoch, so a store that cannot take the run stops the
+    run after one epoch.
+    """
 
     def __init__(
         self,
@@ -173,8 +194,8 @@ class MlflowTracker:
         if parent_run_id:
             run_tags["mlflow.parentRunId"] = parent_run_id
         self._start(uri)
-        self.run_id: Optional[str] = self._store.create_run(uri, experiment, run_name, run_tags)
-        self._flushed_at = time.monotonic()  # from the run on: opening a cold store takes seconds
+        self._id = self._store.create_run(uri, experiment, run_name, run_tags)  # perhaps a stand-in
+        self._flushed_at = time.monotonic()  # opening a cold store takes seconds
 
     def _start(self, uri: str) -> None:
         self.uri = uri
@@ -183,6 +204,7 @@ class MlflowTracker:
         self.ended = False
         self._held: list[MetricRow] = []
         self._flushed_at = time.monotonic()
+        self._interval = EARLY_FLUSH_SECONDS if self._store.writes_in_background else FLUSH_SECONDS
 
     @classmethod
     def reopen(cls, uri: str, run_id: str, tags: Optional[dict[str, str]] = None) -> "MlflowTracker":
@@ -191,30 +213,39 @@ class MlflowTracker:
         self = cls.__new__(cls)
         self._start(uri)
         self._store.reopen_run(uri, run_id)
-        self.run_id = run_id
+        self._id = run_id
         self._flushed_at = time.monotonic()
         if tags:
             self.set_tags(tags)
         return self
 
+    @property
+    def run_id(self) -> str:
+        """The run's MLflow id (with the tracking process: once the run is created; raises
+        ``TrackingError`` if it could not be)."""
+        return self._store.resolve(self._id)
+
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Held, and written every ``FLUSH_SECONDS`` in one batch (and by ``flush``/``end``)."""
+        """Held, and written in batches (see ``log_metrics``); the run exists by now."""
+        self.run_id
         self.log_metrics(metrics, step=epoch)
 
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
         """Held like each epoch's metrics: written with the next params, the next batch due
-        after ``FLUSH_SECONDS``, or when the run ends (each write is a database transaction)."""
+        (``EARLY_FLUSH_SECONDS``, ``FLUSH_SECONDS``), or when the run ends (each write is a
+        database transaction)."""
         now = int(time.time() * 1000)
         self._held += [(str(key), float(value), now, int(step or 0)) for key, value in metrics.items()]
-        if time.monotonic() - self._flushed_at >= FLUSH_SECONDS:
+        if time.monotonic() - self._flushed_at >= self._interval:
             self.flush()
 
     def flush(self) -> None:
         """Write the held metrics now."""
         held, self._held = self._held, []
         for i in range(0, len(held), _METRICS_PER_BATCH):
-            self._store.log_batch(self._run(), metrics=held[i : i + _METRICS_PER_BATCH])
+            self._store.log_batch(self._id, metrics=held[i : i + _METRICS_PER_BATCH])
         self._flushed_at = time.monotonic()
+        self._interval = min(FLUSH_SECONDS, self._interval * 1.5)
 
     def _batch_limits(self) -> tuple[int, int]:
         if self._limits is None:
@@ -229,16 +260,18 @@ class MlflowTracker:
             chunk = items[i : i + batch_limit]
             room = _METRICS_PER_BATCH - len(chunk)  # MLflow's limit counts params and metrics together
             metrics, self._held = self._held[:room], self._held[room:]
-            self._store.log_batch(self._run(), metrics=metrics, params=chunk)
+            self._store.log_batch(self._id, metrics=metrics, params=chunk)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         batch_limit = self._batch_limits()[1]
         items = [(str(k), str(v)) for k, v in tags.items()]
         for i in range(0, len(items), batch_limit):
-            self._store.log_batch(self._run(), tags=items[i : i + batch_limit])
+            self._store.log_batch(self._id, tags=items[i : i + batch_limit])
 
-    def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None:
-        self._store.log_artifact(self._run(), str(path), artifact_path)
+    def log_artifact(self, path: Path, artifact_path: Optional[str] = None, *, kept: bool = False) -> None:
+        """Stored by the time this returns; ``kept``: the caller leaves the file as it is until
+        the run has ended, so the tracking process may store it meanwhile (``end`` waits)."""
+        self._store.log_artifact(self._id, str(path), artifact_path, kept)
 
     def wait(self) -> None:
         """Return once what was written so far is in the store (the tracking process writes
@@ -248,12 +281,8 @@ class MlflowTracker:
     def end(self, status: str) -> None:
         if not self.ended:
             self.flush()
-            self._store.end_run(self._run(), status)
+            self._store.end_run(self._id, status)
             self.ended = True
-
-    def _run(self) -> str:
-        assert self.run_id is not None
-        return self.run_id
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """MLflow in a helper process, so that a run does not wait for MLflow to start.
 
 ``runner run`` starts it first thing. On another core it imports MLflow (~1.5 s) while the
-runner imports torch and loads the data, and opens the store while the model is built; the
-loop's metric and tag writes are not waited for (a failed one is reported by the next call
-that waits). Creating and ending runs and logging artifacts wait, so a file may be deleted
-as soon as ``log_artifact`` returns and an ended run is in the store.
+runner imports torch and loads the data, and opens the store while the model is built.
+The runner waits for little: a run is created while its first epoch trains (``create_run``
+answers with a stand-in id at once, which later calls accept; ``resolve`` waits for the
+run's own), and metric, tag and, where the caller keeps the file until the run ends,
+artifact writes are not waited for. A failed write is reported by the next call that
+waits; ending a run waits, so an ended run is in the store with everything sent before.
 
 It also ends what the runner could not: a run the runner leaves open when it dies (SIGKILL,
 the OOM killer) is marked KILLED with a ``specrun.error`` that says so, instead of staying
@@ -21,11 +23,13 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from runner.mlflow_store import MetricRow, MlflowStore, Pair, import_mlflow
+from runner.tracking import TrackingError
 
 #: The ``specrun.error`` of a run left open by a runner that died.
 ABANDONED = (
@@ -33,11 +37,9 @@ ABANDONED = (
     "continue it with `runner run --resume RUN_ID`"
 )
 #: Calls the runner does not wait for.
-UNAWAITED = frozenset({"log_batch", "open_store"})
-
-
-class TrackingError(RuntimeError):
-    """MLflow failed in the tracking process; the message carries its error."""
+UNAWAITED = frozenset({"log_batch", "open_store", "log_artifact_unawaited"})
+#: How a stand-in run id begins (the rest is a fresh uuid: it names no real run).
+STAND_IN = "specrun-creating-"
 
 
 def _cwd() -> str:
@@ -49,6 +51,9 @@ def _cwd() -> str:
 
 class TrackingProcess:
     """``MlflowStore``'s methods, carried out by a helper process in the order they are called."""
+
+    #: A write costs the caller a message: ``MlflowTracker`` writes a run's first epochs sooner.
+    writes_in_background = True
 
     def __init__(self) -> None:
         # A fresh interpreter, not multiprocessing's spawn: that would re-run the caller's
@@ -62,36 +67,85 @@ class TrackingProcess:
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
         )
         theirs.close()
-        self._lock = threading.Lock()  # the checkpoint writer's thread logs artifacts too
+        # Calls come from the loop and the checkpoint writer's thread: one sends while the other
+        # waits for an answer, and whoever reads answers keeps the ones others will collect.
+        self._sending = threading.Lock()
+        self._receiving = threading.RLock()
         self._sent = 0
+        self._answers: dict[int, Optional[tuple[bool, Any]]] = {}  # call -> answer (None: not read yet)
+        self._kept: dict[int, tuple[bool, Any]] = {}  # answers for every later asker
+        self._creating: dict[str, int] = {}  # stand-in run id -> the call creating the run
+        self._limits = self._send("limits")  # answered once MLflow is imported, long before it is asked
 
-    def _call(self, name: str, *args: Any) -> Any:
-        with self._lock:
+    def _send(self, name: str, *args: Any) -> int:
+        """Send a call (its number); the answer to one that is answered waits for ``_collect``."""
+        with self._sending:
             self._sent += 1
             number = self._sent
+            if name not in UNAWAITED:
+                self._answers[number] = None
             try:
                 # The caller's directory goes along: relative URIs and paths mean what they mean here.
                 self._connection.send((number, name, args, _cwd()))
-                if name in UNAWAITED:
-                    return None
-                answer = self._connection.recv()
-                while answer[0] != number:  # the answer to a call interrupted by Ctrl-C while it waited
-                    answer = self._connection.recv()
+            except OSError as error:
+                raise self._gone() from error
+        return number
+
+    def _collect(self, number: int) -> Any:
+        """The value answered to call ``number``; raises its failure."""
+        with self._receiving:
+            try:
+                while self._answers[number] is None:
+                    got, ok, value = self._connection.recv()
+                    self._answers[got] = (ok, value)
             except (OSError, EOFError) as error:
-                raise TrackingError(f"the tracking process is gone (exit code {self._process.poll()})") from error
-        _, ok, value = answer
+                raise self._gone() from error
+            ok, value = self._answers.pop(number)  # type: ignore[misc]
         if not ok:
             raise TrackingError(value)
         return value
 
+    def _kept_answer(self, number: int) -> Any:
+        """Like ``_collect``, for any number of askers (a run's id, MLflow's limits)."""
+        with self._receiving:
+            if number not in self._kept:
+                try:
+                    self._kept[number] = (True, self._collect(number))
+                except TrackingError as error:
+                    self._kept[number] = (False, str(error))
+        ok, value = self._kept[number]
+        if not ok:
+            raise TrackingError(value)
+        return value
+
+    def _call(self, name: str, *args: Any) -> Any:
+        number = self._send(name, *args)
+        return None if name in UNAWAITED else self._collect(number)
+
+    def _gone(self) -> TrackingError:
+        return TrackingError(f"the tracking process is gone (exit code {self._process.poll()})")
+
     def limits(self) -> tuple[int, int]:
-        return tuple(self._call("limits"))  # type: ignore[return-value]
+        return tuple(self._kept_answer(self._limits))  # type: ignore[return-value]
 
     def open_store(self, uri: str) -> None:
         self._call("open_store", uri)
 
     def create_run(self, uri: str, experiment: str, run_name: Optional[str], tags: dict[str, str]) -> str:
-        return str(self._call("create_run", uri, experiment, run_name, tags))
+        """A stand-in id at once, which the later calls accept; the run is created meanwhile
+        (``resolve`` waits for its own id, or raises why it could not be created)."""
+        stand_in = STAND_IN + uuid.uuid4().hex
+        self._creating[stand_in] = self._send("create_run", stand_in, uri, experiment, run_name, tags)
+        return stand_in
+
+    def resolve(self, run_id: str) -> str:
+        """The run's own id for a stand-in (waiting for the run to be created); others as given."""
+        if not run_id.startswith(STAND_IN):
+            return run_id
+        try:
+            return str(self._kept_answer(self._creating[run_id]))
+        except TrackingError as error:
+            raise TrackingError(f"the MLflow run could not be created: {error}") from None
 
     def reopen_run(self, uri: str, run_id: str) -> None:
         self._call("reopen_run", uri, run_id)
@@ -101,8 +155,9 @@ class TrackingProcess:
     ) -> None:
         self._call("log_batch", run_id, list(metrics), list(params), list(tags))
 
-    def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str]) -> None:
-        self._call("log_artifact", run_id, os.path.abspath(path), artifact_path)
+    def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str], kept: bool = False) -> None:
+        """Waits until the file is stored, unless the caller ``kept`` it unchanged until the run ends."""
+        self._call("log_artifact_unawaited" if kept else "log_artifact", run_id, os.path.abspath(path), artifact_path)
 
     def end_run(self, run_id: str, status: str) -> None:
         self._call("end_run", run_id, status)
@@ -124,6 +179,16 @@ class TrackingProcess:
             self._process.kill()
 
 
+def _carry_out(store: MlflowStore, name: str, args: list[Any], cwd: str) -> tuple[bool, Any]:
+    """``(True, result)`` or ``(False, what went wrong)``."""
+    try:
+        if cwd and cwd != os.getcwd():
+            os.chdir(cwd)
+        return True, getattr(store, name.removesuffix("_unawaited"))(*args)
+    except Exception as error:
+        return False, f"{type(error).__name__}: {error}"
+
+
 def serve(connection: Connection) -> None:
     """The helper's loop: carry out each call in order until ``close`` or the runner is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -135,6 +200,7 @@ def serve(connection: Connection) -> None:
     # instead of 0.2-0.3 s (one fell on the last write of a run, which the runner waited for).
     gc.freeze()
     unreported: Optional[str] = None  # the failure of a call nobody waited for
+    runs: dict[str, Optional[str]] = {}  # stand-in id -> the run's own (None: not created)
     while True:
         try:
             number, name, args, cwd = connection.recv()
@@ -144,20 +210,22 @@ def serve(connection: Connection) -> None:
         if name == "close":
             connection.send((number, True, None))
             break
+        if name == "create_run":
+            runs[args[0]] = None  # until created
         if awaited and unreported is not None:
-            connection.send((number, False, unreported))
+            ok, value = False, unreported
             unreported = None
-            continue
-        try:
-            if cwd and cwd != os.getcwd():
-                os.chdir(cwd)
-            answer: Any = (number, True, getattr(store, name)(*args))
-        except Exception as error:
-            answer = (number, False, f"{type(error).__name__}: {error}")
+        elif name == "create_run":
+            ok, value = _carry_out(store, name, args[1:], cwd)
+            runs[args[0]] = value if ok else None
+        elif any(isinstance(arg, str) and arg in runs and runs[arg] is None for arg in args):
+            ok, value = True, None  # for a run never created: the runner hears why from resolve()
+        else:
+            ok, value = _carry_out(store, name, [runs.get(arg, arg) if isinstance(arg, str) else arg for arg in args], cwd)
         if awaited:
-            connection.send(answer)
-        elif not answer[1] and unreported is None:
-            unreported = answer[2]
+            connection.send((number, ok, value))
+        elif not ok and unreported is None:
+            unreported = value
     if unreported is not None:
         print(f"specrun: warning: MLflow failed to record part of a run: {unreported}", file=sys.stderr)
     store.end_open_runs(ABANDONED)

@@ -88,8 +88,11 @@ def test_the_command_ends_quickly_with_everything_written(write_spec: Callable[.
     assert done.returncode == 0, done.stderr
     assert "final metrics" in done.stdout and "MLflow run:" in done.stdout  # flushed before the exit
     run_id = done.stdout.split("MLflow run:")[1].split()[0]
-    run = MlflowClient(migrated_tracking_uri).get_run(run_id)  # no waiting: ended before the exit
+    client = MlflowClient(migrated_tracking_uri)
+    run = client.get_run(run_id)  # no waiting: ended before the exit
     assert run.info.status == "FINISHED" and json.loads(out.read_text())["test/accuracy"] == run.data.metrics["test/accuracy"]
+    stored = {a.path for folder in (None, "model", "checkpoints") for a in client.list_artifacts(run_id, folder)}
+    assert {"spec.resolved.yaml", "metrics.json", "model/weights.pt", "checkpoints/last.pt"} <= stored
 
 
 def test_a_run_that_raises_exits_1_with_its_traceback(write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path) -> None:
@@ -99,6 +102,15 @@ def test_a_run_that_raises_exits_1_with_its_traceback(write_spec: Callable[..., 
     )
     done = runner("run", str(diverging), "--tracking-uri", migrated_tracking_uri, cwd=tmp_path)
     assert done.returncode == 1 and "NonFiniteLoss" in done.stderr and "Traceback" in done.stderr
+
+
+def test_a_store_that_cannot_take_the_run_stops_it_with_a_plain_message(write_spec: Callable[..., Path], tmp_path: Path) -> None:
+    # The run is created while the first epoch trains; the end of that epoch learns it failed.
+    (tmp_path / "afile").write_text("")
+    done = runner("run", str(write_spec()), "--tracking-uri", f"sqlite:///{tmp_path / 'afile' / 'mlflow.db'}", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "runner: error: the MLflow run could not be created: FileExistsError" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "checkpoints").exists()
 
 
 QUICK_EXIT = """\

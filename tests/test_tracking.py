@@ -4,6 +4,7 @@ and through the tracking process that ``runner run`` starts."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,8 @@ def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(tracking, "_process", process)
 
 
-def test_metrics_are_held_then_written_with_the_params_and_at_the_end(tmp_path: Path) -> None:
+def test_metrics_are_held_then_written_with_the_params_and_at_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracking, "EARLY_FLUSH_SECONDS", 3600.0)  # no batch due during the test
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = MlflowTracker(uri, "batches")
     client = MlflowClient(uri)
@@ -54,6 +56,22 @@ def test_held_metrics_are_written_once_flush_seconds_pass(tmp_path: Path, monkey
     tracker.wait()
     assert MlflowClient(uri).get_run(tracker.run_id).data.metrics == {"train/loss": 2.0}
     tracker.end("FINISHED")
+
+
+def test_with_the_tracking_process_a_runs_first_epochs_are_written_sooner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The end of a short run then waits for a write of its last epochs, not of all of them.
+    monkeypatch.setattr(tracking, "EARLY_FLUSH_SECONDS", 0.2)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "batches")
+    client = MlflowClient(uri)
+    time.sleep(0.25)
+    tracker.epoch_end(1, {"train/loss": 2.0})  # due with the tracking process
+    tracker.epoch_end(2, {"train/loss": 1.0})  # the next batch is due 0.3 s after that one
+    tracker.wait()
+    written = [m.step for m in client.get_metric_history(tracker.run_id, "train/loss")]
+    assert written == ([1] if tracking.store().writes_in_background else [])
+    tracker.end("FINISHED")
+    assert len(client.get_metric_history(tracker.run_id, "train/loss")) == 2
 
 
 def test_a_run_lands_in_its_experiment_also_after_that_was_deleted_and_made_anew(tmp_path: Path) -> None:

@@ -33,8 +33,35 @@ def test_a_failed_write_nobody_waited_for_fails_the_next_call_that_waits(tmp_pat
     with pytest.raises(TrackingError, match="lr"):
         process.end_run(run_id, "FINISHED")
     process.end_run(run_id, "FAILED")  # reported once; the process goes on
-    run = MlflowClient(uri).get_run(run_id)
+    run = MlflowClient(uri).get_run(process.resolve(run_id))
     assert run.info.status == "FAILED" and run.data.params == {"lr": "0.1"}
+
+
+def test_a_run_the_store_could_not_create_fails_where_its_id_is_needed(tmp_path: Path, process: TrackingProcess) -> None:
+    (tmp_path / "afile").write_text("")
+    run_id = process.create_run(f"sqlite:///{tmp_path / 'afile' / 'mlflow.db'}", "lost", None, {})
+    process.log_batch(run_id, params=[("lr", "0.1")])
+    process.log_artifact(run_id, __file__, None, kept=True)
+    process.end_run(run_id, "FAILED")  # nothing to write or end: no failure of their own
+    with pytest.raises(TrackingError, match="could not be created: FileExistsError"):
+        process.resolve(run_id)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    created = process.create_run(uri, "kept", None, {})  # the process goes on
+    process.end_run(created, "FINISHED")
+    assert MlflowClient(uri).get_run(process.resolve(created)).info.status == "FINISHED"
+
+
+def test_a_kept_file_is_stored_without_waiting_and_a_failure_fails_the_end(tmp_path: Path, process: TrackingProcess) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = process.create_run(uri, "kept", None, {})
+    (tmp_path / "notes.txt").write_text("kept\n")
+    process.log_artifact(run_id, str(tmp_path / "notes.txt"), None, kept=True)
+    process.log_artifact(run_id, str(tmp_path / "missing.txt"), None, kept=True)  # no error here
+    with pytest.raises(TrackingError, match="missing.txt"):
+        process.end_run(run_id, "FINISHED")
+    process.end_run(run_id, "FAILED")
+    run_id = process.resolve(run_id)
+    assert [a.path for a in MlflowClient(uri).list_artifacts(run_id)] == ["notes.txt"]
 
 
 def test_relative_paths_mean_what_they_mean_to_the_caller(tmp_path: Path, process: TrackingProcess, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,6 +72,7 @@ def test_relative_paths_mean_what_they_mean_to_the_caller(tmp_path: Path, proces
     process.log_artifact(run_id, "notes.txt", "docs")
     process.end_run(run_id, "FINISHED")
     client = MlflowClient(uri)
+    run_id = process.resolve(run_id)
     assert [a.path for a in client.list_artifacts(run_id, "docs")] == ["docs/notes.txt"]
     assert client.get_run(run_id).data.tags["k"] == "v"
 
