@@ -129,7 +129,6 @@ def test_nan_loss_marks_the_run_failed_and_keeps_a_checkpoint(workdir: Path, wri
     assert "NonFiniteLoss" in run.data.tags["specrun.error"]
 
 
-@pytest.mark.slow
 def _sigint_as_in_a_terminal() -> None:
     # A child inherits an ignored SIGINT, and some library may have left this process's
     # SIGINT ignored (CI saw it); a runner started from a terminal has the default.
@@ -144,6 +143,7 @@ def default_sigint():
     signal.signal(signal.SIGINT, previous)
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_run_killed_with_its_last_checkpoint(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
     spec = write_spec(TINY_SPEC.replace("epochs: 3", "epochs: 100000").replace("dataset: breast_cancer", "dataset: digits").replace("loss: bce", "loss: cross_entropy"))
     child = subprocess.Popen(
