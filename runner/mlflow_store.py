@@ -59,6 +59,7 @@ class MlflowStore:
         #: (uri, experiment name) -> id: looking an experiment up by name cost more than
         #: creating the run (MLflow loads its tags), for every fold, seed and trial.
         self._experiments: dict[tuple[str, str], str] = {}
+        self._opened: set[str] = set()
 
     def limits(self) -> tuple[int, int]:
         """MLflow's longest param value and most params (or tags) in one batch."""
@@ -67,8 +68,11 @@ class MlflowStore:
         return MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
 
     def open_store(self, uri: str) -> None:
-        """Open (and on first use create and migrate) the store at ``uri`` ahead of the run."""
-        _client(uri).search_experiments(max_results=1)  # the first query opens the store
+        """Open (and on first use create and migrate) the store at ``uri`` ahead of the run;
+        once per store (a query that would only delay the next run's creation)."""
+        if uri not in self._opened:
+            _client(uri).search_experiments(max_results=1)  # the first query opens the store
+            self._opened.add(uri)
 
     def create_run(self, uri: str, experiment: str, run_name: Optional[str], tags: dict[str, str]) -> str:
         """A new RUNNING run in ``experiment`` (created if missing); its id."""
