@@ -337,6 +337,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     except StorageError as error:
         _error(str(error))
         return EXIT_INVALID
+    if args.workers == 1 or args.worker_index is not None:  # this process runs trials
+        from runner.search import TRIAL_ABANDONED
+        from runner.tracking import start_tracking_process
+
+        start_tracking_process(TRIAL_ABANDONED)  # MLflow starts up while torch and optuna load
     from runner.search.command import SearchArgs, search
 
     options = SearchArgs(

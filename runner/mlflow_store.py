@@ -125,6 +125,12 @@ class MlflowStore:
             tags=[RunTag(*pair) for pair in tags],
         )
 
+    def tag_run(self, uri: str, run_id: str, tags: Sequence[Pair]) -> None:
+        """Set tags on any run of the store, in one write, whatever its status."""
+        from mlflow.entities import RunTag
+
+        _client(uri).log_batch(run_id, tags=[RunTag(*pair) for pair in tags])
+
     def resolve(self, run_id: str) -> str:
         """A run id here is always the run's own (see ``TrackingProcess.create_run``)."""
         return run_id
@@ -138,6 +144,11 @@ class MlflowStore:
 
     def end_run(self, run_id: str, status: str) -> None:
         self._runs[run_id][0].set_terminated(run_id, status)
+        self.open_runs.discard(run_id)
+
+    def disown(self, run_id: str) -> None:
+        """This process will not end the run (a search's parent run: the study's end does), so
+        it is no run to end when the process dies."""
         self.open_runs.discard(run_id)
 
     def end_open_runs(self, reason: str) -> None:

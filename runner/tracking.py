@@ -127,6 +127,8 @@ class Store(Protocol):
     ) -> None: ...
     def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str], kept: bool = False) -> None: ...
     def end_run(self, run_id: str, status: str) -> None: ...
+    def tag_run(self, uri: str, run_id: str, tags: Sequence[Pair]) -> None: ...
+    def disown(self, run_id: str) -> None: ...
     def wait(self) -> None: ...
 
 
@@ -134,10 +136,12 @@ _process: Optional[Store] = None
 _local: Optional[Store] = None
 
 
-def start_tracking_process() -> None:
+def start_tracking_process(abandoned: Optional[str] = None) -> None:
     """From now on, carry out this process's MLflow writes in a helper process (see
-    ``runner/tracking_process.py``); ``runner run`` calls this first thing, so that MLflow
-    starts up on another core. ``SPECRUN_TRACKING_PROCESS=0`` keeps them in this process."""
+    ``runner/tracking_process.py``); ``runner run`` and ``runner search`` call this first
+    thing, so that MLflow starts up on another core. ``abandoned``: the ``specrun.error`` of
+    runs this process leaves open when it dies (a default that suits ``runner run``).
+    ``SPECRUN_TRACKING_PROCESS=0`` keeps the writes in this process."""
     global _process
     if _process is not None or os.environ.get("SPECRUN_TRACKING_PROCESS", "1") == "0" or os.name != "posix":
         return
@@ -146,7 +150,7 @@ def start_tracking_process() -> None:
     from runner.tracking_process import TrackingProcess
 
     try:
-        process = TrackingProcess()
+        process = TrackingProcess() if abandoned is None else TrackingProcess(abandoned)
     except OSError as error:  # no process to be had (limits, a sandbox): MLflow stays here
         print(f"specrun: warning: no tracking process ({error}); MLflow runs in this process", file=sys.stderr)
         return
@@ -273,6 +277,11 @@ class MlflowTracker:
         the run has ended, so the tracking process may store it meanwhile (``end`` waits)."""
         self._store.log_artifact(self._id, str(path), artifact_path, kept)
 
+    def disown(self) -> None:
+        """Leave the run to another process to end (a search's parent run, ended by the study's
+        last worker): it is not marked KILLED when this process dies."""
+        self._store.disown(self._id)
+
     def wait(self) -> None:
         """Return once what was written so far is in the store (the tracking process writes
         metrics and tags without being waited for; ending a run always waits)."""
@@ -372,12 +381,9 @@ def read_run(uri: str, run_id: str, artifacts: tuple[str, ...] = ()) -> Recorded
 
 
 def tag_run(uri: str, run_id: str, tags: dict[str, str]) -> None:
-    """Set tags on an existing run without touching its status (a search's best trial)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
+    """Set tags on an existing run without touching its status (a search's best trial),
+    through the tracking process when there is one."""
+    store().tag_run(uri, run_id, [(str(k), str(v)) for k, v in tags.items()])
 
 
 def fail_running(uri: str, experiment: str, tags: dict[str, str], reason: str) -> list[str]:

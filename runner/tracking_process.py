@@ -37,7 +37,7 @@ ABANDONED = (
     "continue it with `runner run --resume RUN_ID`"
 )
 #: Calls the runner does not wait for.
-UNAWAITED = frozenset({"log_batch", "open_store", "log_artifact_unawaited"})
+UNAWAITED = frozenset({"log_batch", "open_store", "log_artifact_unawaited", "disown"})
 #: How a stand-in run id begins (the rest is a fresh uuid: it names no real run).
 STAND_IN = "specrun-creating-"
 
@@ -55,7 +55,8 @@ class TrackingProcess:
     #: A write costs the caller a message: ``MlflowTracker`` writes a run's first epochs sooner.
     writes_in_background = True
 
-    def __init__(self) -> None:
+    def __init__(self, abandoned: str = ABANDONED) -> None:
+        """``abandoned``: the ``specrun.error`` of the runs left open by a caller that died."""
         # A fresh interpreter, not multiprocessing's spawn: that would re-run the caller's
         # __main__ (a script without a main guard would start over), and fork is unsafe once
         # torch runs threads. The process talks over one end of a socket pair.
@@ -63,7 +64,7 @@ class TrackingProcess:
         package_root = str(Path(__file__).resolve().parents[1])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "runner.tracking_process", str(theirs.fileno())],
+            [sys.executable, "-m", "runner.tracking_process", str(theirs.fileno()), abandoned],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
         )
         theirs.close()
@@ -162,6 +163,12 @@ class TrackingProcess:
     def end_run(self, run_id: str, status: str) -> None:
         self._call("end_run", run_id, status)
 
+    def tag_run(self, uri: str, run_id: str, tags: Sequence[Pair]) -> None:
+        self._call("tag_run", uri, run_id, list(tags))
+
+    def disown(self, run_id: str) -> None:
+        self._call("disown", run_id)
+
     def wait(self) -> None:
         """Return once every write sent so far is done; raise the failure of one."""
         self._call("wait")
@@ -189,8 +196,9 @@ def _carry_out(store: MlflowStore, name: str, args: list[Any], cwd: str) -> tupl
         return False, f"{type(error).__name__}: {error}"
 
 
-def serve(connection: Connection) -> None:
-    """The helper's loop: carry out each call in order until ``close`` or the runner is gone."""
+def serve(connection: Connection, abandoned: str = ABANDONED) -> None:
+    """The helper's loop: carry out each call in order until ``close`` or the runner is gone;
+    then end the runs left open KILLED, with ``abandoned`` as their ``specrun.error``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     store = MlflowStore()
@@ -228,11 +236,11 @@ def serve(connection: Connection) -> None:
             unreported = value
     if unreported is not None:
         print(f"specrun: warning: MLflow failed to record part of a run: {unreported}", file=sys.stderr)
-    store.end_open_runs(ABANDONED)
+    store.end_open_runs(abandoned)
 
 
 if __name__ == "__main__":
-    serve(Connection(int(sys.argv[1])))
+    serve(Connection(int(sys.argv[1])), sys.argv[2])
     # Every call was carried out and answered: skip the interpreter's teardown of MLflow and
     # SQLAlchemy (~0.7 s), which the runner would otherwise wait for before it can exit.
     sys.stderr.flush()

@@ -85,8 +85,10 @@ KILLED_RUNNER = """\
     tracker = tracking.MlflowTracker(sys.argv[1], "killed")
     tracker.epoch_end(1, {"train/loss": 0.5})
     tracker.flush()
+    left = tracking.MlflowTracker(sys.argv[1], "killed")  # another process ends this one
+    left.disown()
     tracker.wait()
-    print(tracker.run_id, flush=True)
+    print(tracker.run_id, left.run_id, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -98,7 +100,7 @@ def test_a_runner_killed_with_sigkill_leaves_its_run_killed_not_running(tmp_path
     env = subprocess_env() | {"SPECRUN_TRACKING_PROCESS": "1"}
     done = subprocess.run([sys.executable, str(script), uri], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == -9, done.stderr
-    run_id = done.stdout.strip()
+    run_id, left_id = done.stdout.split()
     client = MlflowClient(uri)
     deadline = time.monotonic() + 60
     while client.get_run(run_id).info.status == "RUNNING" and time.monotonic() < deadline:
@@ -106,6 +108,8 @@ def test_a_runner_killed_with_sigkill_leaves_its_run_killed_not_running(tmp_path
     run = client.get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED
     assert run.data.metrics == {"train/loss": 0.5}
+    time.sleep(1.0)  # the helper ends the runs it owns one after another
+    assert client.get_run(left_id).info.status == "RUNNING"  # disowned: left for another process to end
 
 
 def test_without_a_process_to_be_had_mlflow_stays_in_the_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

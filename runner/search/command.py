@@ -77,6 +77,7 @@ def prepare(args: SearchArgs, spec: Spec) -> Prepared:
         if parent is None:
             tracker = MlflowTracker(uri, experiment, run_name=name, tags={"specrun.study": name, "specrun.storage": url.public})
             tracker.log_params(flatten({"search": spec.search.model_dump(mode="json", exclude_none=True)}))
+            tracker.disown()  # ended when the study ends, by whichever worker sees that
             parent = tracker.run_id
             study.set_user_attr(PARENT_ATTR, parent)
     options = RunOptions(tracking_uri=uri, experiment=experiment, spec_file=args.spec_file)

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from runner.cli import main
+from runner.search import TRIAL_ABANDONED
 from tests.search.conftest import popen_runner, runner, search_spec
 
 pytestmark = pytest.mark.slow
@@ -78,6 +79,14 @@ def test_a_killed_worker_trial_is_failed_and_retried(workdir: Path, write_spec, 
     assert victim.poll() is None, "the trial ended before it could be killed"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    # Its tracking process ends its trial's run, not the study's parent run (the study goes on).
+    experiment_id = client.get_experiment_by_name("tinysearch").experiment_id
+    [trial_run] = client.search_runs([experiment_id], "tags.`specrun.trial` = '0'")
+    while client.get_run(trial_run.info.run_id).info.status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)
+    [parent] = [r for r in client.search_runs([experiment_id], "tags.`specrun.study` = 'killed'") if "specrun.trial" not in r.data.tags]
+    assert parent.info.status == "RUNNING" and "specrun.error" not in parent.data.tags
     # The survivor runs the same study (the fast spec only shortens its own trials).
     done = runner("search", str(fast), *args, cwd=workdir)
 
@@ -92,7 +101,8 @@ def test_a_killed_worker_trial_is_failed_and_retried(workdir: Path, write_spec, 
     assert sorted(runs) == sorted(t.number for t in complete)
     for trial in complete:
         assert runs[trial.number].info.run_id == trial.user_attrs["mlflow_run_id"]
-    # The dead worker's MLflow run is not left RUNNING.
+    # The dead worker's MLflow run is not left RUNNING: its tracking process ended it.
     experiment = client.get_experiment_by_name("tinysearch")
     [dead_run] = client.search_runs([experiment.experiment_id], f"tags.`specrun.trial` = '{dead[0].number}'")
-    assert dead_run.info.status == "FAILED"
+    assert dead_run.info.status == "KILLED" and dead_run.data.tags["specrun.error"] == TRIAL_ABANDONED
+
