@@ -1,8 +1,8 @@
 """MLflow in a helper process, so that a run does not wait for MLflow to start.
 
-``runner run`` starts it first thing. On another core it imports MLflow (~1.5 s) while the
-runner imports torch and loads the data, and opens the store while the model is built.
-The runner waits for little: a run is created while its first epoch trains (``create_run``
+``runner run`` and ``runner search`` start it first thing. On another core it imports
+MLflow (~1.5 s) while the runner imports torch and loads the data, and opens the store
+while the model is built. The runner waits for little: a run is created while its first epoch trains (``create_run``
 answers with a stand-in id at once, which later calls accept; ``resolve`` waits for the
 run's own), and metric, tag and, where the caller keeps the file until the run ends,
 artifact writes are not waited for. A failed write is reported by the next call that
