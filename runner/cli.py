@@ -391,14 +391,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from runner.tracking import TrackingError
-
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except TrackingError as error:  # the run was ended as far as MLflow could take it
-        _error(str(error))
+    except Exception as error:
+        # A TrackingError comes only from runner.tracking, imported by then (not by `validate`).
+        tracking = sys.modules.get("runner.tracking")
+        if tracking is None or not isinstance(error, tracking.TrackingError):
+            raise
+        _error(str(error))  # the run was ended as far as MLflow could take it
         return 1
 
 
