@@ -20,11 +20,14 @@ import gc
 import multiprocessing
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
 import uuid
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -68,6 +71,7 @@ class TrackingProcess:
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
         )
         theirs.close()
+        self._socket = socket.socket(fileno=os.dup(self._connection.fileno()))
         # Calls come from the loop and the checkpoint writer's thread: one sends while the other
         # waits for an answer, and whoever reads answers keeps the ones others will collect.
         self._sending = threading.Lock()
@@ -85,9 +89,12 @@ class TrackingProcess:
             number = self._sent
             if name not in UNAWAITED:
                 self._answers[number] = None
+            # The caller's directory goes along: relative URIs and paths mean what they mean here.
+            message = bytes(ForkingPickler.dumps((number, name, args, _cwd())))
             try:
-                # The caller's directory goes along: relative URIs and paths mean what they mean here.
-                self._connection.send((number, name, args, _cwd()))
+                # One write for length and message: Connection.send writes a message of over
+                # 16 KiB in two, and an interrupt between them would tear the stream.
+                self._socket.sendall(struct.pack("!i", len(message)) + message)
             except OSError as error:
                 raise self._gone() from error
         return number
@@ -101,6 +108,8 @@ class TrackingProcess:
                     self._answers[got] = (ok, value)
             except (OSError, EOFError) as error:
                 raise self._gone() from error
+            except Exception as error:  # an answer torn by an interrupt while it was read
+                raise TrackingError(f"the tracking process's answers cannot be read any more ({error!r})") from error
             ok, value = self._answers.pop(number)  # type: ignore[misc]
         if not ok:
             raise TrackingError(value)
@@ -180,6 +189,7 @@ class TrackingProcess:
         except TrackingError:
             pass
         self._connection.close()
+        self._socket.close()
         try:
             self._process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -213,6 +223,9 @@ def serve(connection: Connection, abandoned: str = ABANDONED) -> None:
         try:
             number, name, args, cwd = connection.recv()
         except EOFError:  # the runner died without closing
+            break
+        except Exception as error:  # a message torn by an interrupt: nothing after it can be read
+            print(f"specrun: warning: the tracking process lost the runner's thread ({error})", file=sys.stderr)
             break
         awaited = name not in UNAWAITED
         if name == "close":

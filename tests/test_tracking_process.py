@@ -64,6 +64,28 @@ def test_a_kept_file_is_stored_without_waiting_and_a_failure_fails_the_end(tmp_p
     assert [a.path for a in MlflowClient(uri).list_artifacts(run_id)] == ["notes.txt"]
 
 
+def test_a_message_of_more_than_16_kib_arrives_whole(tmp_path: Path, process: TrackingProcess) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = process.create_run(uri, "large", None, {})
+    rows = [("train/loss", 1.0 / step, 0, step) for step in range(1, 1001)]  # ~30 KiB pickled
+    process.log_batch(run_id, metrics=rows)
+    process.end_run(run_id, "FINISHED")
+    assert len(MlflowClient(uri).get_metric_history(process.resolve(run_id), "train/loss")) == 1000
+
+
+def test_a_torn_message_ends_the_runs_left_open(tmp_path: Path) -> None:
+    # What an interrupt between the writes of one message would leave: nothing after it can
+    # be read, so the process ends the runs left open, as when the runner dies.
+    process = TrackingProcess()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = process.resolve(process.create_run(uri, "torn", None, {}))
+    process._connection.send_bytes(b"\x80\x05 half a message")
+    process._process.wait(60)
+    process.close()
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED
+
+
 def test_relative_paths_mean_what_they_mean_to_the_caller(tmp_path: Path, process: TrackingProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
