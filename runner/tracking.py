@@ -230,8 +230,9 @@ class MlflowTracker:
         return self._store.resolve(self._id)
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Held, and written in batches (see ``log_metrics``); the run exists by now."""
-        self.run_id
+        """Held, and written in batches (see ``log_metrics``). The run must exist by now: a
+        store that could not create it stops the run here, at the end of its first epoch."""
+        self._store.resolve(self._id)
         self.log_metrics(metrics, step=epoch)
 
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
