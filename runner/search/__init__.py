@@ -1,8 +1,9 @@
 """``runner search``: an Optuna study over a spec's ``search:`` block, tracked in MLflow.
 
-One module per job: ``space`` samples, ``storage`` opens where the study lives, ``study``
-builds samplers and pruners, ``objective`` runs one trial, ``worker`` loops over trials,
-``best`` writes the winner, ``view`` shows the table. Only this package imports optuna.
+One module per job: ``space`` samples, ``storage`` opens where the study lives (``journal``
+gives a journal file heartbeats), ``study`` builds samplers and pruners, ``objective`` runs
+one trial, ``worker`` loops over trials, ``best`` writes the winner, ``view`` shows the
+table. Only this package imports optuna.
 """
 
 #: The ``specrun.error`` of a trial's run whose worker died (its tracking process ends it).

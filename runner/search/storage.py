@@ -4,8 +4,10 @@
   appends are locked, so ``--workers N`` processes on one machine share it safely.
 - ``journal:PATH`` or a path ending in ``.journal``/``.log``: a journal file there.
 - ``sqlite:///FILE``: one writer only (SQLite locks up under parallel writers).
-- ``postgresql://...`` (or any SQLAlchemy URL): ``RDBStorage`` with heartbeats, so that a
-  trial whose worker died is marked failed and retried with the same parameters.
+- ``postgresql://...`` (or any SQLAlchemy URL): ``RDBStorage``.
+
+Both kinds beat heartbeats (the journal through ``runner/search/journal.py``), so that a
+trial whose worker died is marked failed and retried with the same parameters.
 """
 
 from __future__ import annotations
@@ -85,37 +87,37 @@ def parse(url: Optional[str], spec_file: Path, workers: int = 1) -> StorageUrl:
 
 
 def open_storage(url: StorageUrl, on_stale: Optional[StaleCallback] = None) -> "optuna.storages.BaseStorage":
-    """The Optuna storage behind ``url``; RDB ones beat a heartbeat and retry stale trials
-    (after calling ``on_stale`` with each)."""
+    """The Optuna storage behind ``url``, beating heartbeats: a stale trial is failed and
+    retried (after calling ``on_stale`` with it)."""
     import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-    if url.kind == "journal":
-        Path(url.target).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(url.target, JournalFileOpenLock(url.target)))
+    from runner.search.journal import BeatingJournalStorage
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are, since 2.9
-        return _rdb(url.target, on_stale)
-
-
-def _rdb(url: str, on_stale: Optional[StaleCallback]) -> "optuna.storages.RDBStorage":
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
 
     def stale(study: "optuna.Study", trial: "FrozenTrial") -> None:
         if on_stale is not None:
             on_stale(trial)
         retry(study, trial)
 
-    return RDBStorage(
-        url,
-        engine_kwargs={"pool_pre_ping": True},
-        heartbeat_interval=HEARTBEAT_INTERVAL,
-        grace_period=GRACE_PERIOD,
-        # `failed_trial_callback`/`RetryFailedTrialCallback` are the pre-4.9 names of these.
-        heartbeat_stale_trial_callback=stale,
-    )
+    if url.kind == "journal":
+        Path(url.target).parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(url.target, JournalFileOpenLock(url.target))
+        return BeatingJournalStorage(backend, HEARTBEAT_INTERVAL, GRACE_PERIOD, stale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(
+            url.target,
+            engine_kwargs={"pool_pre_ping": True},
+            heartbeat_interval=HEARTBEAT_INTERVAL,
+            grace_period=GRACE_PERIOD,
+            # `failed_trial_callback`/`RetryFailedTrialCallback` are the pre-4.9 names of these.
+            heartbeat_stale_trial_callback=stale,
+        )
 
 
 @contextlib.contextmanager

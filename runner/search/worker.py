@@ -54,6 +54,8 @@ def claim(study: optuna.Study, url: storages.StorageUrl, n_trials: int) -> optun
     """A new trial, ``True`` to wait for running ones, or ``False`` when the study is done."""
     with storages.lock(url, f"study:{study.study_name}"), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are, since 2.9
+        # This loop beats the heartbeat itself (run_trial), as Study.optimize would.
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
         fail_stale_trials(study)
         counts = count(study)
         if counts.finished >= n_trials:

@@ -106,3 +106,37 @@ def test_a_killed_worker_trial_is_failed_and_retried(workdir: Path, write_spec, 
     [dead_run] = client.search_runs([experiment.experiment_id], f"tags.`specrun.trial` = '{dead[0].number}'")
     assert dead_run.info.status == "KILLED" and dead_run.data.tags["specrun.error"] == TRIAL_ABANDONED
 
+
+
+def test_a_killed_worker_trial_on_a_journal_file_is_failed_and_retried(workdir: Path, write_spec, migrated_tracking_uri: str) -> None:  # type: ignore[no-untyped-def]
+    # Optuna's journal storage has no heartbeats of its own; specrun's beats one.
+    spec = write_spec(search_spec(epochs=150).replace("batch_size: 64", "batch_size: 16"))
+    fast = write_spec(search_spec(epochs=2), name="fast.yaml")
+    journal = workdir / "shared.journal"
+    args = ["--storage", f"journal:{journal}", "--study", "killed", "--n-trials", "3", "--tracking-uri", migrated_tracking_uri]
+    victim = popen_runner("search", str(spec), *args, cwd=workdir)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:  # until trial 0 is running
+        time.sleep(0.5)
+        if journal.exists() and any(t.state == TrialState.RUNNING for t in _trials(storage)):
+            break
+    time.sleep(3.0)  # a heartbeat or two
+    assert victim.poll() is None, "the trial ended before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    done = runner("search", str(fast), *args, cwd=workdir)
+
+    trials = _trials(storage)
+    dead = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(dead) == 1, done.stderr
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == dead[0].number]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == dead[0].params
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 3
+
+
+def _trials(storage: optuna.storages.BaseStorage) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name="killed", storage=storage).get_trials()
+    except KeyError:  # the study is not in the journal yet
+        return []
