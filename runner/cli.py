@@ -222,6 +222,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         for difference in resume.differences if distributed.world_size() == 1 else []:  # once, not per rank
             print(f"runner: warning: {difference}; the resumed run may differ from an uninterrupted one", file=sys.stderr)
     assert spec is not None
+    from runner.determinism import resolve_device
+
+    resolve_device(args.device or spec.device)  # one this machine lacks: exit 2 before a parent run is logged
     if spec.data.split.is_cv or args.seeds > 1:
         return _run_members(args, spec)
     if args.nproc > 1 and distributed.world_size() == 1:
@@ -342,6 +345,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         from runner.tracking import start_tracking_process
 
         start_tracking_process(TRIAL_ABANDONED)  # MLflow starts up while torch and optuna load
+    from runner.determinism import resolve_device
+
+    resolve_device(spec.device)  # one this machine lacks: exit 2 before the study's first trial
     from runner.search.command import SearchArgs, search
 
     options = SearchArgs(
@@ -390,18 +396,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Errors a command ends on with their message alone, no traceback: (module, class, exit status).
+_PLAIN_ERRORS = (
+    ("runner.determinism", "DeviceUnavailable", EXIT_INVALID),  # raised before anything is logged
+    ("runner.tracking", "TrackingError", 1),  # the run was ended as far as MLflow could take it
+)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
     except Exception as error:
-        # A TrackingError comes only from runner.tracking, imported by then (not by `validate`).
-        tracking = sys.modules.get("runner.tracking")
-        if tracking is None or not isinstance(error, tracking.TrackingError):
-            raise
-        _error(str(error))  # the run was ended as far as MLflow could take it
-        return 1
+        for module, name, status in _PLAIN_ERRORS:
+            # Each comes only from its module, imported by then (`validate` imports neither).
+            kind = getattr(sys.modules.get(module), name, None)
+            if kind is not None and isinstance(error, kind):
+                _error(str(error))
+                return status
+        raise
 
 
 def entry() -> None:

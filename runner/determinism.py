@@ -40,15 +40,26 @@ def configure_compiler() -> None:
     inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
 
 
+class DeviceUnavailable(RuntimeError):
+    """The spec or the command line asks for a device this machine lacks (exit status 2:
+    the commands check it before anything is trained or logged)."""
+
+
 def resolve_device(requested: str) -> torch.device:
     """``auto`` picks CUDA when present; an unavailable explicit device is an error."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {requested!r} was asked for, but CUDA is not available here")
+    instead = "; ask for the CPU (--device cpu, or --set device=cpu) or write `device: auto` to use a GPU only where there is one"
+    if device.type == "cuda":
+        if torch.version.cuda is None:
+            raise DeviceUnavailable(f"device {requested!r} was asked for, but this torch {torch.__version__} is a CPU build{instead}")
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable(f"device {requested!r} was asked for, but no CUDA device is visible here{instead}")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceUnavailable(f"device {requested!r} was asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError("device 'mps' was asked for, but MPS is not available here")
+        raise DeviceUnavailable(f"device 'mps' was asked for, but MPS is not available here{instead}")
     return device
 
 

@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 
 from runner.cli import main
-from tests.conftest import ROOT, subprocess_env
+from tests.conftest import ROOT, TINY_SPEC, subprocess_env
 
 
 def runner(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -111,6 +111,24 @@ def test_a_store_that_cannot_take_the_run_stops_it_with_a_plain_message(write_sp
     assert done.returncode == 1, done.stderr
     assert "runner: error: the MLflow run could not be created: FileExistsError" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["run"], ["run", "--seeds", "2"], ["run", "--set", "data.split={folds: 2}"], ["lr-find", "--steps", "3"], ["search"]],
+    ids=["run", "seeds", "folds", "lr-find", "search"],
+)
+def test_a_device_this_machine_lacks_exits_2_before_anything_is_logged(command: list[str], write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    search = "search:\n  metric: val/loss\n  n_trials: 1\n  space: {optimizer.lr: {type: float, low: 0.001, high: 0.1}}\n"
+    spec = write_spec(TINY_SPEC + "device: cuda:99\n" + (search if command == ["search"] else ""))
+    done = runner(command[0], str(spec), *command[1:], "--tracking-uri", migrated_tracking_uri, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "runner: error: device 'cuda:99' was asked for, but" in done.stderr and "Traceback" not in done.stderr
+    client = MlflowClient(migrated_tracking_uri)
+    assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
+    assert not (tmp_path / "studies").exists()
 
 
 QUICK_EXIT = """\
