@@ -92,6 +92,18 @@ class MlflowStore:
         self._experiments[uri, name] = found = _experiment_id(client, name)
         return found
 
+    def run_exists(self, uri: str, run_id: str) -> bool:
+        """Whether the store holds the run, not deleted (a study outlives the store it was run with)."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+        try:
+            return _client(uri).get_run(run_id).info.lifecycle_stage == "active"
+        except MlflowException as error:
+            if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                raise
+            return False
+
     def reopen_run(self, uri: str, run_id: str) -> None:
         """Set an existing run back to RUNNING, without the ``specrun.error`` of an earlier attempt."""
         client = _client(uri)

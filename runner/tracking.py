@@ -121,6 +121,7 @@ class Store(Protocol):
     def open_store(self, uri: str) -> None: ...
     def create_run(self, uri: str, experiment: str, run_name: Optional[str], tags: dict[str, str]) -> str: ...
     def resolve(self, run_id: str) -> str: ...
+    def run_exists(self, uri: str, run_id: str) -> bool: ...
     def reopen_run(self, uri: str, run_id: str) -> None: ...
     def log_batch(
         self, run_id: str, metrics: Sequence[MetricRow] = (), params: Sequence[Pair] = (), tags: Sequence[Pair] = (),
@@ -385,6 +386,11 @@ def tag_run(uri: str, run_id: str, tags: dict[str, str]) -> None:
     """Set tags on an existing run without touching its status (a search's best trial),
     through the tracking process when there is one."""
     store().tag_run(uri, run_id, [(str(k), str(v)) for k, v in tags.items()])
+
+
+def run_exists(uri: str, run_id: str) -> bool:
+    """Whether the store at ``uri`` holds the run (not deleted)."""
+    return store().run_exists(uri, run_id)
 
 
 def fail_running(uri: str, experiment: str, tags: dict[str, str], reason: str) -> list[str]:

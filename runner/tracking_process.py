@@ -157,6 +157,9 @@ class TrackingProcess:
         except TrackingError as error:
             raise TrackingError(f"the MLflow run could not be created: {error}") from None
 
+    def run_exists(self, uri: str, run_id: str) -> bool:
+        return bool(self._call("run_exists", uri, run_id))
+
     def reopen_run(self, uri: str, run_id: str) -> None:
         self._call("reopen_run", uri, run_id)
 

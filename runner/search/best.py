@@ -59,9 +59,13 @@ def summary(study: optuna.Study, trial: FrozenTrial) -> dict[str, float]:
     for path, value in trial.params.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             values[f"best/{path}"] = float(value)
-    for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL):
-        values[f"trials/{state.name.lower()}"] = float(len(study.get_trials(deepcopy=False, states=(state,))))
-    return values
+    return values | summary_counts(study)
+
+
+def summary_counts(study: optuna.Study) -> dict[str, float]:
+    """``trials/complete``, ``trials/pruned``, ``trials/fail``: how many trials ended so."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    return {f"trials/{state.name.lower()}": float(len(study.get_trials(deepcopy=False, states=(state,)))) for state in states}
 
 
 def write_best(context: Context, spec_file: Path, trial: FrozenTrial, out: Optional[Path] = None) -> Path:
@@ -75,10 +79,13 @@ def record(
 ) -> None:
     """Tag the best trial's run (untag a former best), and give the parent run the best
     values, the best run's id and best.yaml."""
-    from runner.tracking import MlflowTracker, tag_run
+    from runner.tracking import MlflowTracker, run_exists, tag_run
 
+    # Runs of trials from before a change of tracking store are not in this one.
     run_id = trial.user_attrs.get("mlflow_run_id")
-    if previous_best and previous_best != run_id:
+    if run_id and not run_exists(uri, run_id):
+        run_id = None
+    if previous_best and previous_best != run_id and run_exists(uri, previous_best):
         tag_run(uri, previous_best, {BEST_TAG: "false"})
     if run_id:
         tag_run(uri, run_id, {BEST_TAG: "true"})

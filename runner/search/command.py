@@ -21,7 +21,7 @@ from runner.search.study import directions_of, metrics_of, open_study, trial_bud
 from runner.search.worker import work
 from runner.spec.load import load_source
 from runner.spec.schema import Spec
-from runner.tracking import MlflowTracker, fail_running, flatten, tracking_uri
+from runner.tracking import MlflowTracker, fail_running, flatten, run_exists, tracking_uri
 
 PARENT_ATTR = "mlflow_parent_run_id"
 
@@ -74,12 +74,21 @@ def prepare(args: SearchArgs, spec: Spec) -> Prepared:
         storage = storages.open_storage(url, end_dead_run)
         study = open_study(spec, name, storage, seed)
         parent = study.user_attrs.get(PARENT_ATTR)
+        if parent is not None and not run_exists(uri, parent):
+            # The study outlived its runs: another tracking URI, or mlflow.db deleted.
+            print(
+                f"runner: warning: study {name!r}'s parent run {parent} is not in {uri} (run with another "
+                "tracking URI, or deleted); its trials from now on go under a new parent run", file=sys.stderr,
+            )
+            parent = None
         if parent is None:
             tracker = MlflowTracker(uri, experiment, run_name=name, tags={"specrun.study": name, "specrun.storage": url.public})
             tracker.log_params(flatten({"search": spec.search.model_dump(mode="json", exclude_none=True)}))
-            tracker.disown()  # ended when the study ends, by whichever worker sees that
             parent = tracker.run_id
             study.set_user_attr(PARENT_ATTR, parent)
+        else:
+            tracker = MlflowTracker.reopen(uri, parent)  # RUNNING again while the study runs
+        tracker.disown()  # ended when the study ends, by whichever worker sees that
     options = RunOptions(tracking_uri=uri, experiment=experiment, spec_file=args.spec_file)
     written = load_source(args.spec_file, args.sets).data
     return Prepared(spec, url, study, Context(spec, name, options, parent, written), uri)
@@ -134,6 +143,9 @@ def search(args: SearchArgs, spec: Spec) -> int:
     winner = best.best_trial(prepared.study, spec)
     if winner is None:
         console.print("no trial completed; no best.yaml written")
+        counts = best.summary_counts(prepared.study)
+        reason = "no trial completed (" + ", ".join(f"{n:.0f} {state.removeprefix('trials/')}" for state, n in counts.items()) + ")"
+        MlflowTracker.reopen(prepared.uri, prepared.context.parent_run_id, {"specrun.error": reason}).end("FAILED")
         return 1
     previous = prepared.study.user_attrs.get("best_run_id")
     path = best.write_best(prepared.context, args.spec_file, winner, args.best_out)

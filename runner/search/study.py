@@ -80,7 +80,7 @@ def open_study(
 
     assert spec.search is not None
     directions = directions_of(spec.search)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=name,
         storage=storage,
         sampler=make_sampler(spec.search, seed),
@@ -88,3 +88,16 @@ def open_study(
         directions=directions,
         load_if_exists=True,
     )
+    earlier = len(study.get_trials(deepcopy=False)) if seed is not None else 0
+    if earlier:
+        # Seeded as when the study began, the sampler would draw the values of its first trials again.
+        study.sampler = make_sampler(spec.search, continued_seed(seed, earlier))  # type: ignore[arg-type]
+    return study
+
+
+def continued_seed(seed: int, earlier_trials: int) -> int:
+    """The sampler's seed for a study continued after ``earlier_trials`` trials: still
+    reproducible, and not the stream of any other (seed, trial count)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, earlier_trials]).generate_state(1)[0])

@@ -19,6 +19,10 @@ from tests.search.conftest import popen_runner, runner, search_spec
 pytestmark = pytest.mark.slow
 
 
+#: Trials that train until they are killed, however fast the machine (150 epochs took 1.3 s).
+UNTIL_KILLED = search_spec(epochs=100_000)
+
+
 def _finished_runs(uri: str) -> dict[int, object]:
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("tinysearch")
@@ -61,8 +65,7 @@ def test_two_workers_share_one_postgresql_study(workdir: Path, write_spec, pg_ur
 
 @pytest.mark.postgres
 def test_a_killed_worker_trial_is_failed_and_retried(workdir: Path, write_spec, pg_urls: tuple[str, str]) -> None:  # type: ignore[no-untyped-def]
-    # Trials long enough (a few seconds) to be killed in the middle of one.
-    spec = write_spec(search_spec(epochs=150).replace("batch_size: 64", "batch_size: 16"))
+    spec = write_spec(UNTIL_KILLED)
     fast = write_spec(search_spec(epochs=2), name="fast.yaml")
     storage, mlflow_db = pg_urls
     args = ["--storage", storage, "--study", "killed", "--n-trials", "3", "--tracking-uri", mlflow_db]
@@ -110,7 +113,7 @@ def test_a_killed_worker_trial_is_failed_and_retried(workdir: Path, write_spec, 
 
 def test_a_killed_worker_trial_on_a_journal_file_is_failed_and_retried(workdir: Path, write_spec, migrated_tracking_uri: str) -> None:  # type: ignore[no-untyped-def]
     # Optuna's journal storage has no heartbeats of its own; specrun's beats one.
-    spec = write_spec(search_spec(epochs=150).replace("batch_size: 64", "batch_size: 16"))
+    spec = write_spec(UNTIL_KILLED)
     fast = write_spec(search_spec(epochs=2), name="fast.yaml")
     journal = workdir / "shared.journal"
     args = ["--storage", f"journal:{journal}", "--study", "killed", "--n-trials", "3", "--tracking-uri", migrated_tracking_uri]
