@@ -45,7 +45,11 @@ class Entry(Generic[F]):
 def closest(name: str, known: list[str]) -> str | None:
     """The known name a misspelt one most likely meant, or None when nothing is close."""
     matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    if matches:
+        return matches[0]
+    # scikit-learn's and torch's longer names (f1_score, accuracy_score) begin with ours.
+    prefixes = [k for k in known if name.lower().startswith(f"{k}_")]
+    return max(prefixes, key=len) if prefixes else None
 
 
 class Registry(Generic[F]):

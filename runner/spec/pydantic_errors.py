@@ -120,7 +120,7 @@ def problems_from(errors: list[dict[str, Any]], source: Source, model: type[Base
         elif error["type"] == "union_tag_invalid":
             tag, known = error["ctx"]["tag"], _quoted(error["ctx"]["expected_tags"])
             hint = closest(tag, known)
-            what = str(path[-1]) if path and isinstance(path[-1], str) else "component"
+            what = _kind_at(path)
             text = f"unknown {what} {tag!r}." + (f" Did you mean {hint!r}?" if hint else "")
             text += f" Known: {', '.join(known)}."
             if ":" in tag:  # a module:attr reference (runner.spec.imports)
@@ -135,6 +135,15 @@ def problems_from(errors: list[dict[str, Any]], source: Source, model: type[Base
             shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
             problems.append(Problem(source.locate(path), dotted(path), " or ".join(messages) + shown))
     return problems
+
+
+def _kind_at(path: Path) -> str:
+    """What a component at ``path`` is: ``optimizer`` for ``optimizer``, ``metric`` for ``metrics[1]``."""
+    if path and isinstance(path[-1], str):
+        return path[-1]
+    if len(path) >= 2 and isinstance(path[-2], str):
+        return path[-2].removesuffix("s")
+    return "component"
 
 
 def _message(error: dict[str, Any]) -> str:

@@ -52,7 +52,15 @@ def test_misspelt_dataset_and_metric_names_get_suggestions(write_spec: Callable[
     path = write_spec(TINY_SPEC.replace("dataset: breast_cancer", "dataset: breast_cancr").replace("roc_auc]", "roc_acu]"))
     found = problems(path)
     assert any("unknown dataset 'breast_cancr'. Did you mean 'breast_cancer'?" in p for p in found)
-    assert any("metrics[1]" in p and "Did you mean 'roc_auc'?" in p for p in found)
+    assert any("metrics[1]: unknown metric 'roc_acu'. Did you mean 'roc_auc'?" in p for p in found)
+
+
+def test_longer_library_names_suggest_the_name_they_begin_with(write_spec: Callable[..., Path]) -> None:
+    # scikit-learn says f1_score and accuracy_score; difflib finds neither close to f1/accuracy.
+    path = write_spec(TINY_SPEC.replace("metrics: [accuracy, roc_auc]", "metrics: [accuracy_score, f1_score]"))
+    found = problems(path)
+    assert any("metrics[0]: unknown metric 'accuracy_score'. Did you mean 'accuracy'?" in p for p in found), found
+    assert any("metrics[1]: unknown metric 'f1_score'. Did you mean 'f1'?" in p for p in found), found
 
 
 def test_duplicate_keys_are_rejected(write_spec: Callable[..., Path]) -> None:
