@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 from runner import determinism, ensemble, experiment, provenance
 from runner.data import Loaded, PreparedData, folds_of, load, prepare, prepare_rows
 from runner.experiment import RunOptions
+from runner.interrupts import Interrupts
 from runner.spec.schema import Spec
 from runner.splits import fold_indices
 from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, tracking_uri
@@ -191,37 +192,40 @@ def run_members(
         parent.log_params(flatten(spec.to_data()))
         parent.run_id  # created, or TrackingError, before any fold trains
 
-    try:
-        mode, reason, results = "sequential", "fold-parallel training is off", None
-        if parallel and len(members) > 1:
-            mode, reason, results = ensemble.try_batched(members, options.device)
-        parent.set_tags({"specrun.cv.mode": mode, "specrun.cv.mode_reason": reason})
-        outcomes = []
-        for member in members:
-            trainer = None if results is None else _replay(results[member.index])
-            child = replace(
-                options, parent_run_id=parent.run_id, run_name=member.name, quiet=True,
-                extra_tags={**options.extra_tags, **member.tags, "specrun.cv.mode": mode},
-                data=member.prepared(), trainer=trainer,
-            )
-            outcome = experiment.run(member.spec, child)
-            member.release()
-            outcomes.append(MemberOutcome(member.index, member.name, outcome.run_id, outcome.metrics))
-            if not options.quiet:
-                _print_member(spec, member.name, outcome.metrics)
-            if on_member_end is not None:
-                on_member_end(member.index, outcome.metrics)
-        keys = sorted(set.intersection(*(set(o.metrics) for o in outcomes)))
-        summary = {key: summarize([o.metrics[key] for o in outcomes]) for key in keys}
-        result = CVOutcome(parent.run_id, outcomes, summary, mode, reason)
-        parent.log_metrics({k: v for k, v in result.metrics.items() if math.isfinite(v)})
-        if parent.run_id is not None:
-            with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
-                for path in _write_tables(Path(scratch), resolved_text, result):
-                    parent.log_artifact(path)
-    except BaseException as error:
-        experiment.end_after_error(parent, error)
-        raise
+    # Ctrl-C or SIGTERM during batched training, or between members, ends the parent KILLED.
+    with Interrupts() as interrupts:
+        try:
+            mode, reason, results = "sequential", "fold-parallel training is off", None
+            if parallel and len(members) > 1:
+                mode, reason, results = ensemble.try_batched(members, options.device)
+                interrupts.check()
+            parent.set_tags({"specrun.cv.mode": mode, "specrun.cv.mode_reason": reason})
+            outcomes = []
+            for member in members:
+                trainer = None if results is None else _replay(results[member.index])
+                child = replace(
+                    options, parent_run_id=parent.run_id, run_name=member.name, quiet=True,
+                    extra_tags={**options.extra_tags, **member.tags, "specrun.cv.mode": mode},
+                    data=member.prepared(), trainer=trainer,
+                )
+                outcome = experiment.run(member.spec, child)
+                member.release()
+                outcomes.append(MemberOutcome(member.index, member.name, outcome.run_id, outcome.metrics))
+                if not options.quiet:
+                    _print_member(spec, member.name, outcome.metrics)
+                if on_member_end is not None:
+                    on_member_end(member.index, outcome.metrics)
+            keys = sorted(set.intersection(*(set(o.metrics) for o in outcomes)))
+            summary = {key: summarize([o.metrics[key] for o in outcomes]) for key in keys}
+            result = CVOutcome(parent.run_id, outcomes, summary, mode, reason)
+            parent.log_metrics({k: v for k, v in result.metrics.items() if math.isfinite(v)})
+            if parent.run_id is not None:
+                with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
+                    for path in _write_tables(Path(scratch), resolved_text, result):
+                        parent.log_artifact(path)
+        except BaseException as error:
+            experiment.end_after_error(parent, error)
+            raise
     parent.end("FINISHED")
     return result
 

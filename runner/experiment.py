@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from runner import checkpoint, datafiles, determinism, distributed, figures, hea
 from runner.build import Pipeline, build
 from runner.checkpoint import CheckpointWriter
 from runner.data import DataError, PreparedData, prepare
+from runner.interrupts import Interrupts
 from runner.progress import progress_for
 from runner.spec.schema import Spec
 from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, open_store_early, tracking_uri
@@ -90,31 +90,6 @@ class _Fanout:
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         for reporter in self.reporters:
             reporter.epoch_end(epoch, metrics)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so the run is marked KILLED."""
-
-
-class _Interrupts:
-    """Ctrl-C (SIGINT) and SIGTERM during a run: raised in the main thread as
-    KeyboardInterrupt (the run is then marked KILLED), and remembered. Python drops an
-    exception raised inside a finalizer (``__del__``, a weakref callback) with an "Exception
-    ignored" message, so an interrupt landing there would let training go on: the end of
-    every epoch raises a remembered one again."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.received: Optional[int] = None
-
-    def handle(self, signum: int, frame: Any) -> None:
-        self.received = signum
-        raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        if self.received is not None:
-            self.handle(self.received, None)
 
 
 def final_metrics(result: RunResult) -> dict[str, float]:
@@ -199,41 +174,33 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
                 tracker.log_artifact(workdir / datafiles.ARTIFACT, kept=True)
 
         focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() and pipeline.val is not None else "val/loss"
-        interrupts = _Interrupts()
-        # (A SIGINT ignored by whoever started us, as for a background job, stays ignored.)
-        previous = {
-            signum: signal.signal(signum, interrupts.handle)
-            for signum in _Interrupts.SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN
-        }
-        try:
-            heap.settle()
-            with progress_for(spec.name, spec.train.epochs, focus, options.quiet or not main) as progress:
-                shown = [progress] if main else []  # one progress display, not one per rank
-                reporter = _Fanout(interrupts, _After(tracker, logged_epochs), *shown, *options.reporters)
-                if options.trainer is not None:
-                    result = options.trainer(pipeline, reporter)
-                else:
-                    result = train_one(pipeline, spec.train, spec.seed, reporter, writer, state)
-            if writer is not None:
-                writer.close()
-            metrics = final_metrics(result)
-            if tracked:
-                tracker.log_metrics(result.test, step=result.epochs_run)
-                (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-                torch.save(pipeline.model.state_dict(), workdir / "weights.pt")
-                tracker.log_artifact(workdir / "metrics.json", kept=True)
-                tracker.log_artifact(workdir / "weights.pt", "model", kept=True)
-                figures.log_figures(pipeline, workdir, tracker)
-            tracker.end("FINISHED")
-        except BaseException as error:
-            # The last good checkpoint is on disk; closing the writer lands it in MLflow too.
-            if writer is not None:
-                writer.close()
-            end_after_error(tracker, error)
-            raise
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        with Interrupts() as interrupts:
+            try:
+                heap.settle()
+                with progress_for(spec.name, spec.train.epochs, focus, options.quiet or not main) as progress:
+                    shown = [progress] if main else []  # one progress display, not one per rank
+                    reporter = _Fanout(interrupts, _After(tracker, logged_epochs), *shown, *options.reporters)
+                    if options.trainer is not None:
+                        result = options.trainer(pipeline, reporter)
+                    else:
+                        result = train_one(pipeline, spec.train, spec.seed, reporter, writer, state)
+                if writer is not None:
+                    writer.close()
+                metrics = final_metrics(result)
+                if tracked:
+                    tracker.log_metrics(result.test, step=result.epochs_run)
+                    (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+                    torch.save(pipeline.model.state_dict(), workdir / "weights.pt")
+                    tracker.log_artifact(workdir / "metrics.json", kept=True)
+                    tracker.log_artifact(workdir / "weights.pt", "model", kept=True)
+                    figures.log_figures(pipeline, workdir, tracker)
+                tracker.end("FINISHED")
+            except BaseException as error:
+                # The last good checkpoint is on disk; closing the writer lands it in MLflow too.
+                if writer is not None:
+                    writer.close()
+                end_after_error(tracker, error)
+                raise
     # 5) A finished run's last checkpoint stays in MLflow; the local copy has served its purpose.
     if writer is not None:
         shutil.rmtree(writer.directory(), ignore_errors=True)

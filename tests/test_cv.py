@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -20,6 +24,7 @@ from runner.cv import run_cv, summarize
 from runner.data import folds_of, load, prepare_rows
 from runner.experiment import RunOptions
 from runner.spec import load_spec
+from tests.conftest import subprocess_env
 
 CV_SPEC = """\
 name: cv-tiny
@@ -166,6 +171,32 @@ def test_a_stopped_run_is_killed_not_failed(write_spec: Callable[..., Path], mig
         run_cv(load_spec(cv_spec(write_spec)), RunOptions(tracking_uri=migrated_tracking_uri, quiet=True), prune)
     parent = next(r for r in runs_of(migrated_tracking_uri) if "mlflow.parentRunId" not in r.data.tags)
     assert parent.info.status == "KILLED" and parent.data.tags["specrun.stopped"] == "pruned after fold 0"
+
+
+@pytest.mark.slow
+def test_sigterm_during_batched_training_ends_the_parent_killed(workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str) -> None:
+    # SIGTERM's default would end the process and leave the parent to the tracking process,
+    # which marks it as a runner that died (SIGKILL?); the runner must end it itself.
+    spec = cv_spec(write_spec).read_text().replace("epochs: 4", "epochs: 100000").replace("patience: 2", "patience: 100000")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "runner", "run", str(write_spec(spec)), "--tracking-uri", migrated_tracking_uri],
+        cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not runs_of(migrated_tracking_uri) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2.0)  # the folds are training, all at once
+        assert child.poll() is None, child.communicate()
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    (parent,) = runs_of(migrated_tracking_uri)
+    assert parent.info.status == "KILLED" and "specrun.error" not in parent.data.tags
+    assert parent.data.tags.get("specrun.cv.mode") is None  # still in the batch: no mode, no child runs yet
 
 
 @pytest.mark.slow

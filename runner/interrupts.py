@@ -1,0 +1,58 @@
+"""Ctrl-C and SIGTERM while something trains: raised in the main thread as KeyboardInterrupt,
+so that the run (or a cross-validation's parent run) is ended KILLED, its checkpoint kept,
+instead of the process dying with the run RUNNING (SIGTERM's default)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import TracebackType
+from typing import Any, Callable, Optional, Union
+
+Handler = Union[Callable[[int, Any], Any], int, None]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+class Interrupts:
+    """Within ``with Interrupts():``, SIGINT and SIGTERM raise (``Terminated`` for SIGTERM)
+    and are remembered. Python drops an exception raised inside a finalizer (``__del__``, a
+    weakref callback) with an "Exception ignored" message, so an interrupt landing there would
+    let training go on: ``epoch_end`` (a reporter) and ``check`` raise a remembered one again.
+
+    A signal ignored by whoever started the process (SIGINT for a background job) stays
+    ignored; outside the main thread, where Python cannot set handlers, nothing changes.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: Optional[int] = None
+        self._previous: dict[int, Handler] = {}
+
+    def __enter__(self) -> "Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {
+                signum: signal.signal(signum, self.handle)
+                for signum in self.SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN
+            }
+        return self
+
+    def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def check(self) -> None:
+        """Raise again an interrupt that was received (and perhaps swallowed)."""
+        if self.received is not None:
+            self.handle(self.received, None)
+
+    def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.check()
