@@ -21,6 +21,7 @@ from runner import determinism, ensemble, experiment, provenance
 from runner.data import Loaded, PreparedData, folds_of, load, prepare, prepare_rows
 from runner.experiment import RunOptions
 from runner.interrupts import Interrupts
+from runner.progress import progress_for
 from runner.spec.schema import Spec
 from runner.splits import fold_indices
 from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, tracking_uri
@@ -197,8 +198,10 @@ def run_members(
         try:
             mode, reason, results = "sequential", "fold-parallel training is off", None
             if parallel and len(members) > 1:
-                mode, reason, results = ensemble.try_batched(members, options.device)
-                interrupts.check()
+                focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() else "val/loss"
+                title = f"{spec.name} ({len(members)} at once)"
+                with progress_for(title, spec.train.epochs, focus, options.quiet) as progress:
+                    mode, reason, results = ensemble.try_batched(members, options.device, [interrupts, progress])
             parent.set_tags({"specrun.cv.mode": mode, "specrun.cv.mode_reason": reason})
             outcomes = []
             for member in members:

@@ -16,7 +16,7 @@ and :func:`try_batched` says why.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -80,9 +80,12 @@ def pipeline_reason(pipelines: list[Pipeline]) -> Optional[str]:
     return None
 
 
-def try_batched(members: list["Member"], device: Optional[str]) -> tuple[str, str, Optional[Trained]]:
+def try_batched(
+    members: list["Member"], device: Optional[str], reporters: Sequence[Any] = ()
+) -> tuple[str, str, Optional[Trained]]:
     """Train ``members`` at once when they allow it: ``(mode, reason, results)`` where mode is
-    "batched" (results per member index) or "sequential" (results None, reason says why)."""
+    "batched" (results per member index) or "sequential" (results None, reason says why).
+    ``reporters`` hear each epoch's metrics averaged over the members still training."""
     spec = members[0].spec
     reason = spec_reason(spec)
     if reason is not None:
@@ -98,7 +101,7 @@ def try_batched(members: list["Member"], device: Optional[str]) -> tuple[str, st
         return "sequential", reason, None
     try:
         heap.settle()
-        results, how = train_batched(pipelines, spec, [m.spec.seed for m in members])
+        results, how = train_batched(pipelines, spec, [m.spec.seed for m in members], reporters)
     except NonFiniteLoss:
         raise
     except (RuntimeError, NotImplementedError) as error:  # an op vmap cannot batch
@@ -214,10 +217,11 @@ def _weights_of(params: dict[str, torch.Tensor], member: int) -> dict[str, torch
 
 
 def train_batched(
-    pipelines: list[Pipeline], spec: Spec, seeds: list[int]
+    pipelines: list[Pipeline], spec: Spec, seeds: list[int], reporters: Sequence[Any] = ()
 ) -> tuple[list[tuple[RunResult, dict[str, torch.Tensor]]], str]:
     """Train every pipeline's model at once; per member, what :func:`train_one` would return
-    (and the final weights), and which formulation ran ("batched layers" or "torch.func.vmap")."""
+    (and the final weights), and which formulation ran ("batched layers" or "torch.func.vmap").
+    ``reporters`` (progress, interrupts) hear each epoch's metrics averaged over the members."""
     settings = spec.train
     k, base, head, device = len(pipelines), pipelines[0].model, pipelines[0].head, pipelines[0].device
     # 1) Stacked parameters with one optimizer and schedule for all members: batched layers
@@ -337,6 +341,9 @@ def train_batched(
                 best[f] = _weights_of(params, f)
             if stop is not None and stop.should_stop:
                 active[f], final[f] = False, _weights_of(params, f)
+        this_epoch = [history[f][-1] for f in range(k) if last_epoch[f] == epoch]
+        for reporter in reporters:
+            reporter.epoch_end(epoch, {key: sum(m[key] for m in this_epoch) / len(this_epoch) for key in this_epoch[0]})
         if not any(active):
             break
 

@@ -77,11 +77,13 @@ def test_preprocessing_is_fitted_inside_each_fold(write_spec: Callable[..., Path
 
 @pytest.mark.slow
 def test_kfold_run_is_a_parent_with_one_child_per_fold(
-    workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str
+    workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = workdir / "cv.json"
     code = main(["run", str(cv_spec(write_spec)), "--tracking-uri", migrated_tracking_uri, "--metrics-out", str(out)])
     assert code == 0
+    # The batch shows its progress: each epoch's means over the folds still training.
+    assert "[cv-tiny (3 at once)] epoch 1/4  train/loss " in capsys.readouterr().err
     runs = runs_of(migrated_tracking_uri)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and len(runs) == 4
