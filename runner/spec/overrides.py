@@ -66,6 +66,9 @@ def apply_sets(source: Source, assignments: list[str]) -> None:
                 del source.values[located]
         source.values[path] = where
         source.keys[path] = where
+        for end in range(1, len(path)):  # mappings the assignment created are written there too
+            source.keys.setdefault(path[:end], where)
+            source.values.setdefault(path[:end], where)
 
 
 def merge(base: Source, child: Source) -> Source:

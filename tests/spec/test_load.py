@@ -109,6 +109,14 @@ def test_bad_set_override_is_reported_against_the_argument(write_spec: Callable[
     assert found == ["--set optimizer.lr=-3: optimizer.lr: Input should be greater than 0 (got -3)"]
 
 
+def test_a_key_misspelt_in_a_set_override_is_reported_against_the_argument(write_spec: Callable[..., Path]) -> None:
+    found = problems(write_spec(), ("optimzer.lr=0.1", "train.early_stopping.patence=3"))
+    assert found == [
+        "--set optimzer.lr=0.1: optimzer: unknown key 'optimzer'. Did you mean 'optimizer'?",
+        "--set train.early_stopping.patence=3: train.early_stopping.patence: unknown key 'patence'. Did you mean 'patience'?",
+    ]
+
+
 def test_extends_merges_over_the_base(write_spec: Callable[..., Path]) -> None:
     write_spec(name="base.yaml")
     child = write_spec("extends: base.yaml\nname: child\noptimizer: {lr: 0.2}\ntrain: {epochs: 9}\n", name="child.yaml")
