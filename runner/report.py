@@ -66,6 +66,10 @@ def describe_field(name: str, info: FieldInfo) -> str:
     return f"{text}  {info.description}" if info.description else text
 
 
+def _plain(text: str) -> str:
+    return text.replace("``", "")
+
+
 def print_registry(registries: dict[str, Registry]) -> None:
     """Every component of the given kinds, with its parameters and defaults."""
     from rich.table import Table
@@ -78,5 +82,6 @@ def print_registry(registries: dict[str, Registry]) -> None:
         table.add_column("parameters (type = default)")
         for entry in registry:
             fields = [describe_field(n, f) for n, f in entry.params.model_fields.items() if n != "type"]
-            table.add_row(entry.name, entry.summary, "\n".join(fields) or "-")
+            # Docstrings mark code as ``name`` (reStructuredText); a table reads better without.
+            table.add_row(entry.name, _plain(entry.summary), _plain("\n".join(fields)) or "-")
         console.print(table)
