@@ -17,6 +17,7 @@ from registry._task import Task
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
 DATASETS: Registry = Registry("dataset")
 
@@ -95,24 +96,50 @@ def _infer_task(target: object, task: str) -> str:
 @DATASETS.register("file", params=FileParams, task="any")
 def file(params: FileParams) -> Table:
     """A table from a CSV or Parquet file with a named target column; classes are label-encoded."""
-    import numpy as np
     import pandas as pd
 
     suffix = params.path.suffix.lower()
     if not params.path.exists():
         raise FileNotFoundError(f"data file {params.path} does not exist")
     frame = pd.read_parquet(params.path) if suffix in {".parquet", ".pq"} else pd.read_csv(params.path)
-    named = [params.target, *(params.features or []), *([params.groups] if params.groups else [])]
+    table = table_from_frame(frame, params.path, params.target, params.features, params.task, params.groups)
+    table.files = [params.path]
+    return table
+
+
+def table_from_frame(
+    frame: "pd.DataFrame", path: Path, target: str, features: Optional[list[str]], task: str, groups: Optional[str] = None
+) -> Table:
+    """The table of a file's data frame: its numeric features, and a target label-encoded
+    for classification; columns that are missing, hold text or have gaps are errors that say so."""
+    import numpy as np
+    import pandas as pd
+
+    named = [target, *(features or []), *([groups] if groups else [])]
     missing = [c for c in named if c not in frame.columns]
     if missing:
-        raise ValueError(f"{params.path}: no column(s) {missing}; columns are {list(frame.columns)}")
-    features = params.features or [c for c in frame.columns if c not in (params.target, params.groups)]
-    groups = None if params.groups is None else np.unique(frame[params.groups].astype(str).to_numpy(), return_inverse=True)[1]
+        raise ValueError(f"{path}: no column(s) {missing}; columns are {list(frame.columns)}")
+    features = features or [c for c in frame.columns if c not in (target, groups)]
+    text = [c for c in features if not pd.api.types.is_numeric_dtype(frame[c])]
+    if text:
+        example = frame[text[0]].dropna().iloc[0] if frame[text[0]].notna().any() else None
+        raise ValueError(
+            f"{path}: feature column(s) {text} hold text (e.g. {example!r}), not numbers: list the numeric "
+            "columns in `features:`, or encode these as numbers in the file (then a `one_hot` transform "
+            "turns codes into indicator columns)"
+        )
+    gaps = {c: int(n) for c, n in frame[[*features, target]].isna().sum().items() if n}
+    if gaps:
+        first = int(np.flatnonzero(frame[list(gaps)].isna().any(axis=1).to_numpy())[0])
+        raise ValueError(
+            f"{path}: missing values (column: count) {gaps}, the first in data row {first + 1}; "
+            "fill them or drop those rows in the file"
+        )
+    group_ids = None if groups is None else np.unique(frame[groups].astype(str).to_numpy(), return_inverse=True)[1]
     x = frame[features].to_numpy(dtype=np.float32)
-    target = frame[params.target]
-    kind = _infer_task(target, params.task)
+    kind = _infer_task(frame[target], task)
     if kind == "regression":
-        return Table(x, target.to_numpy(dtype=np.float32), Task("regression"), features, files=[params.path], groups=groups)
-    classes, codes = np.unique(target.astype(str).to_numpy(), return_inverse=True)
-    task = Task(kind, n_classes=len(classes))  # type: ignore[arg-type]
-    return Table(x, codes.astype(np.int64), task, features, [str(c) for c in classes], files=[params.path], groups=groups)
+        return Table(x, frame[target].to_numpy(dtype=np.float32), Task("regression"), features, groups=group_ids)
+    classes, codes = np.unique(frame[target].astype(str).to_numpy(), return_inverse=True)
+    table_task = Task(kind, n_classes=len(classes))  # type: ignore[arg-type]
+    return Table(x, codes.astype(np.int64), table_task, features, [str(c) for c in classes], groups=group_ids)

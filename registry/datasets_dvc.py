@@ -22,8 +22,7 @@ from pydantic import Field, model_validator
 
 from registry import _npz
 from registry._registry import Params
-from registry._task import Task
-from registry.datasets import DATASETS, Table, _infer_task
+from registry.datasets import DATASETS, Table, table_from_frame
 
 #: File types the ``dvc`` dataset reads, by suffix.
 FORMATS = {".npz": "npz", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -89,23 +88,12 @@ def _check_pin(params: DvcFileParams, actual: str) -> None:
 
 
 def _from_frame(source: object, params: DvcFileParams) -> Table:
-    import numpy as np
     import pandas as pd
 
     kind = FORMATS[params.path.suffix.lower()]
     frame = pd.read_parquet(source) if kind == "parquet" else pd.read_csv(source)  # type: ignore[arg-type]
     assert params.target is not None  # the params validator requires it for tables
-    missing = [c for c in [params.target, *(params.features or [])] if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{params.path}: no column(s) {missing}; columns are {list(frame.columns)}")
-    features = params.features or [c for c in frame.columns if c != params.target]
-    x = frame[features].to_numpy(dtype=np.float32)
-    target = frame[params.target]
-    kind = _infer_task(target, params.task)
-    if kind == "regression":
-        return Table(x, target.to_numpy(dtype=np.float32), Task("regression"), features)
-    classes, codes = np.unique(target.astype(str).to_numpy(), return_inverse=True)
-    return Table(x, codes.astype(np.int64), Task(kind, n_classes=len(classes)), features, [str(c) for c in classes])  # type: ignore[arg-type]
+    return table_from_frame(frame, params.path, params.target, params.features, params.task)
 
 
 @DATASETS.register("dvc", params=DvcFileParams, task="any")
