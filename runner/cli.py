@@ -211,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     resume = None
     if args.resume:
-        from runner.resume import ResumeError, prepare
+        from runner.resume import MembersResume, ResumeError, prepare
         from runner.tracking import tracking_uri
 
         try:  # under --nproc the launcher fetches the checkpoint once, before the workers start
@@ -225,6 +225,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from runner.determinism import resolve_device
 
     resolve_device(args.device or spec.device)  # one this machine lacks: exit 2 before a parent run is logged
+    if args.resume and isinstance(resume, MembersResume):  # a parent run of folds or seeds
+        return _run_members(args, spec, resume)
     if spec.data.split.is_cv or args.seeds > 1:
         return _run_members(args, spec)
     if args.nproc > 1 and distributed.world_size() == 1:
@@ -264,8 +266,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_members(args: argparse.Namespace, spec: object) -> int:
-    """A cross-validated spec, or ``--seeds N``: one parent run over child runs."""
+def _run_members(args: argparse.Namespace, spec: object, resume: object = None) -> int:
+    """A cross-validated spec, or ``--seeds N``: one parent run over child runs (or ``resume``,
+    a ``MembersResume``: that parent run, continued)."""
     from runner.cv import run_cv, run_seeds
     from runner.data import DataError
     from runner.experiment import RunOptions
@@ -284,11 +287,12 @@ def _run_members(args: argparse.Namespace, spec: object) -> int:
         tracking_uri=args.tracking_uri, experiment=args.experiment, device=args.device,
         track=not args.no_track, spec_file=args.spec,
     )
+    seeds = getattr(resume, "seeds", args.seeds)
     try:
-        if args.seeds > 1:
-            outcome = run_seeds(spec, args.seeds, options, parallel=not args.sequential)  # type: ignore[arg-type]
+        if seeds > 1:
+            outcome = run_seeds(spec, seeds, options, parallel=not args.sequential, resume=resume)  # type: ignore[arg-type]
         else:
-            outcome = run_cv(spec, options, parallel=not args.sequential)  # type: ignore[arg-type]
+            outcome = run_cv(spec, options, parallel=not args.sequential, resume=resume)  # type: ignore[arg-type]
     except DataError as error:
         _error(f"{args.spec}: {error}")
         return EXIT_INVALID

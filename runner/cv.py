@@ -15,17 +15,24 @@ import math
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from runner import determinism, ensemble, experiment, provenance
-from runner.data import Loaded, PreparedData, folds_of, load, prepare, prepare_rows
+from runner.data import DataError, Loaded, PreparedData, folds_of, load, prepare, prepare_rows
 from runner.experiment import RunOptions
 from runner.interrupts import Interrupts
 from runner.progress import progress_for
 from runner.spec.schema import Spec
 from runner.splits import fold_indices
-from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, tracking_uri
+from runner.tracking import MlflowTracker, NullTracker, Tracker, flatten, read_run, tracking_uri
 from runner.train import RunResult
+
+if TYPE_CHECKING:
+    from runner.resume import MembersResume, Resume
+
+#: Whether the parent run's members were to be trained at once (``--sequential``: false);
+#: a resumed parent keeps to it.
+PARALLEL_TAG = "specrun.cv.parallel"
 
 #: ``on_fold_end(fold_index, fold_metrics)``; raising stops the run (e.g. Optuna pruning).
 FoldCallback = Callable[[int, dict[str, float]], None]
@@ -108,7 +115,10 @@ class Member:
         self._prepared = None
 
 
-def run_cv(spec: Spec, options: RunOptions, on_fold_end: Optional[FoldCallback] = None, parallel: bool = True) -> CVOutcome:
+def run_cv(
+    spec: Spec, options: RunOptions, on_fold_end: Optional[FoldCallback] = None, parallel: bool = True,
+    resume: Optional[MembersResume] = None,
+) -> CVOutcome:
     """Cross-validate ``spec`` (its ``data.split.folds``): one child run per fold under a parent.
 
     Preprocessing is fitted inside each fold. With ``data.split.inner`` (nested CV) each outer
@@ -131,10 +141,12 @@ def run_cv(spec: Spec, options: RunOptions, on_fold_end: Optional[FoldCallback] 
         members = [_nested(spec, loaded, m, f.train, options) for m, f in zip(members, fold_list)]
         tags["specrun.cv.inner"] = spec.data.split.inner.type
         parallel = False
-    return run_members(spec, members, options, loaded.fingerprint, tags, on_fold_end, parallel)
+    return run_members(spec, members, options, loaded.fingerprint, tags, on_fold_end, parallel, resume)
 
 
-def run_seeds(spec: Spec, seeds: int, options: RunOptions, parallel: bool = True) -> CVOutcome:
+def run_seeds(
+    spec: Spec, seeds: int, options: RunOptions, parallel: bool = True, resume: Optional[MembersResume] = None
+) -> CVOutcome:
     """The same spec over ``seeds`` consecutive seeds (from ``spec.seed``): is a difference noise?"""
     determinism.set_reproducibility(spec.reproducibility)
     members = []
@@ -142,7 +154,7 @@ def run_seeds(spec: Spec, seeds: int, options: RunOptions, parallel: bool = True
         member_spec = spec.model_copy(update={"seed": spec.seed + i})
         members.append(Member(i, f"seed-{member_spec.seed}", member_spec, lambda s=member_spec: prepare(s), {"specrun.member_seed": str(member_spec.seed)}))
     fingerprint = members[0].prepared().fingerprint  # also rejects bad data before a run exists
-    return run_members(spec, members, options, fingerprint, {"specrun.seeds": str(seeds)}, None, parallel)
+    return run_members(spec, members, options, fingerprint, {"specrun.seeds": str(seeds)}, None, parallel, resume)
 
 
 def _nested(spec: Spec, loaded: Loaded, member: Member, outer_train: Any, options: RunOptions) -> Member:
@@ -170,67 +182,122 @@ def run_members(
     tags: dict[str, str],
     on_member_end: Optional[FoldCallback] = None,
     parallel: bool = True,
+    resume: Optional[MembersResume] = None,
 ) -> CVOutcome:
-    """Train every member as a child run of one parent run and summarize their metrics."""
-    parent: Tracker = NullTracker()
-    if options.track:
-        resolved_text = provenance.spec_yaml(spec.to_data())
-        parent = MlflowTracker(
-            tracking_uri(options.tracking_uri, spec.tracking.uri),
-            options.experiment or spec.tracking.experiment or spec.name,
-            run_name=options.run_name or spec.tracking.run_name,
-            tags={
-                "specrun.spec_name": spec.name,
-                "specrun.spec_sha256": provenance.sha256_text(resolved_text),
-                "specrun.data_sha256": data_sha256,
-                **provenance.environment_tags(),
-                **spec.tracking.tags,
-                **options.extra_tags,
-                **tags,
-            },
-            parent_run_id=options.parent_run_id,
+    """Train every member as a child run of one parent run and summarize their metrics.
+    With ``resume`` the parent is that run: its finished members are kept, an unfinished
+    one continues from its checkpoint, the rest are trained (one by one if it trained so)."""
+    if resume is not None:
+        parallel = parallel and resume.parallel
+    if resume is not None and resume.data_sha256 not in (None, data_sha256):
+        raise DataError(
+            f"the data must be the data run {resume.run_id} started with (sha256 {resume.data_sha256}), but it is now {data_sha256}"
         )
-        parent.log_params(flatten(spec.to_data()))
-        parent.run_id  # created, or TrackingError, before any fold trains
-
-    # Ctrl-C or SIGTERM during batched training, or between members, ends the parent KILLED.
-    with Interrupts() as interrupts:
-        try:
-            mode, reason, results = "sequential", "fold-parallel training is off", None
-            if parallel and len(members) > 1:
-                focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() else "val/loss"
-                title = f"{spec.name} ({len(members)} at once)"
-                with progress_for(title, spec.train.epochs, focus, options.quiet) as progress:
-                    mode, reason, results = ensemble.try_batched(members, options.device, [interrupts, progress])
-            parent.set_tags({"specrun.cv.mode": mode, "specrun.cv.mode_reason": reason})
-            outcomes = []
-            for member in members:
-                trainer = None if results is None else _replay(results[member.index])
-                child = replace(
-                    options, parent_run_id=parent.run_id, run_name=member.name, quiet=True,
-                    extra_tags={**options.extra_tags, **member.tags, "specrun.cv.mode": mode},
-                    data=member.prepared(), trainer=trainer,
-                )
-                outcome = experiment.run(member.spec, child)
-                member.release()
-                outcomes.append(MemberOutcome(member.index, member.name, outcome.run_id, outcome.metrics))
-                if not options.quiet:
-                    _print_member(spec, member.name, outcome.metrics)
-                if on_member_end is not None:
-                    on_member_end(member.index, outcome.metrics)
-            keys = sorted(set.intersection(*(set(o.metrics) for o in outcomes)))
-            summary = {key: summarize([o.metrics[key] for o in outcomes]) for key in keys}
-            result = CVOutcome(parent.run_id, outcomes, summary, mode, reason)
-            parent.log_metrics({k: v for k, v in result.metrics.items() if math.isfinite(v)})
-            if parent.run_id is not None:
-                with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
-                    for path in _write_tables(Path(scratch), resolved_text, result):
-                        parent.log_artifact(path)
-        except BaseException as error:
-            experiment.end_after_error(parent, error)
-            raise
-    parent.end("FINISHED")
+    with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
+        folder = Path(scratch)  # outlives the parent run: its files are logged without waiting
+        parent = _parent_run(spec, options, data_sha256, {**tags, PARALLEL_TAG: str(parallel).lower()}, folder, resume)
+        # Ctrl-C or SIGTERM during batched training, or between members, ends the parent KILLED.
+        with Interrupts() as interrupts:
+            try:
+                kept, continued = _earlier_members(members, resume)
+                fresh = [m for m in members if m.index not in kept and m.index not in continued]
+                mode, reason, results = "sequential", "fold-parallel training is off", None
+                if parallel and len(fresh) > 1:
+                    focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() else "val/loss"
+                    title = f"{spec.name} ({len(fresh)} at once)"
+                    with progress_for(title, spec.train.epochs, focus, options.quiet) as progress:
+                        mode, reason, results = ensemble.try_batched(fresh, options.device, [interrupts, progress])
+                parent.set_tags({"specrun.cv.mode": mode, "specrun.cv.mode_reason": reason})
+                outcomes = []
+                for member in members:
+                    outcome = kept.get(member.index) or _member_run(
+                        member, options, parent.run_id, mode, results, continued.get(member.index)
+                    )
+                    outcomes.append(outcome)
+                    if not options.quiet:
+                        _print_member(spec, member.name, outcome.metrics)
+                    if on_member_end is not None:
+                        on_member_end(member.index, outcome.metrics)
+                keys = sorted(set.intersection(*(set(o.metrics) for o in outcomes)))
+                summary = {key: summarize([o.metrics[key] for o in outcomes]) for key in keys}
+                result = CVOutcome(parent.run_id, outcomes, summary, mode, reason)
+                parent.log_metrics({k: v for k, v in result.metrics.items() if math.isfinite(v)})
+                for path in _write_tables(folder, result):
+                    parent.log_artifact(path, kept=True)
+            except BaseException as error:
+                experiment.end_after_error(parent, error)
+                raise
+        parent.end("FINISHED")  # waits for the files: the folder is still there
     return result
+
+
+def _parent_run(
+    spec: Spec, options: RunOptions, data_sha256: str, tags: dict[str, str], folder: Path, resume: Optional[MembersResume]
+) -> Tracker:
+    """The parent run: created with the resolved spec (what ``--resume`` starts from), or reopened."""
+    if not options.track:
+        return NullTracker()
+    if resume is not None:
+        return MlflowTracker.reopen(resume.uri, resume.run_id)
+    resolved_text = provenance.spec_yaml(spec.to_data())
+    parent = MlflowTracker(
+        tracking_uri(options.tracking_uri, spec.tracking.uri),
+        options.experiment or spec.tracking.experiment or spec.name,
+        run_name=options.run_name or spec.tracking.run_name,
+        tags={
+            "specrun.spec_name": spec.name,
+            "specrun.spec_sha256": provenance.sha256_text(resolved_text),
+            "specrun.data_sha256": data_sha256,
+            **provenance.environment_tags(),
+            **spec.tracking.tags,
+            **options.extra_tags,
+            **tags,
+        },
+        parent_run_id=options.parent_run_id,
+    )
+    parent.log_params(flatten(spec.to_data()))
+    (folder / "spec.resolved.yaml").write_text(resolved_text)
+    parent.log_artifact(folder / "spec.resolved.yaml", kept=True)
+    parent.run_id  # created, or TrackingError, before any member trains
+    return parent
+
+
+def _earlier_members(
+    members: list[Member], resume: Optional[MembersResume]
+) -> tuple[dict[int, MemberOutcome], dict[int, "Resume"]]:
+    """Of a resumed parent's members: the finished ones (their outcomes), and where each
+    unfinished one picks up; the others have no child run yet."""
+    from runner.resume import prepare_member
+
+    kept: dict[int, MemberOutcome] = {}
+    continued: dict[int, Resume] = {}
+    for member in members if resume is not None else []:
+        assert resume is not None
+        run_id, status = resume.children.get(member.name, (None, None))
+        if run_id is None:
+            continue
+        if status == "FINISHED":
+            recorded = read_run(resume.uri, run_id, ("metrics.json",))
+            kept[member.index] = MemberOutcome(member.index, member.name, run_id, json.loads(recorded.artifacts["metrics.json"]))
+        else:
+            continued[member.index] = prepare_member(run_id, resume.uri)
+    return kept, continued
+
+
+def _member_run(
+    member: Member, options: RunOptions, parent_run_id: Optional[str], mode: str,
+    results: Optional[ensemble.Trained], resume: Optional["Resume"],
+) -> MemberOutcome:
+    """The member's child run: trained, replayed from the batch, or resumed."""
+    trainer = None if results is None or member.index not in results else _replay(results[member.index])
+    child = replace(
+        options, parent_run_id=parent_run_id, run_name=member.name, quiet=True,
+        extra_tags={**options.extra_tags, **member.tags, "specrun.cv.mode": mode},
+        data=member.prepared(), trainer=trainer, resume=resume,
+    )
+    outcome = experiment.run(member.spec, child)
+    member.release()
+    return MemberOutcome(member.index, member.name, outcome.run_id, outcome.metrics)
 
 
 def _print_member(spec: Spec, name: str, metrics: dict[str, float]) -> None:
@@ -257,7 +324,7 @@ def _replay(trained: tuple[RunResult, dict[str, Any]]) -> Callable[[Any, Any], R
     return trainer
 
 
-def _write_tables(folder: Path, resolved_text: str, outcome: CVOutcome) -> list[Path]:
+def _write_tables(folder: Path, outcome: CVOutcome) -> list[Path]:
     """``folds.csv`` and ``folds.json`` (one row per member), ``metrics.json`` (the summary)."""
     keys = sorted({k for m in outcome.members for k in m.metrics})
     rows = [{"member": m.name, "index": m.index, "run_id": m.run_id or "", **m.metrics} for m in outcome.members]
@@ -268,5 +335,4 @@ def _write_tables(folder: Path, resolved_text: str, outcome: CVOutcome) -> list[
     (folder / "folds.json").write_text(json.dumps(rows, indent=2))
     summary = {k: vars(s) for k, s in outcome.summary.items()}
     (folder / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    (folder / "spec.resolved.yaml").write_text(resolved_text)
-    return [folder / name for name in ("folds.csv", "folds.json", "metrics.json", "spec.resolved.yaml")]
+    return [folder / name for name in ("folds.csv", "folds.json", "metrics.json")]

@@ -5,6 +5,10 @@ artifact), its data hash, how far its metrics got, and its last checkpoint — t
 copy when this machine wrote it (always the newest), else the ``checkpoints/last.pt``
 artifact. A run with no checkpoint yet (killed during its first epoch) starts again from
 epoch 1, in the same MLflow run.
+
+The parent run of a cross-validation or of ``--seeds`` resumes as a whole: its finished
+child runs are kept, an unfinished one is resumed like a run of its own, and the members
+without a child run yet are trained.
 """
 
 from __future__ import annotations
@@ -43,29 +47,69 @@ class Resume:
     differences: list[str]
 
 
+@dataclass(frozen=True)
+class MembersResume:
+    """Where a resumed parent run (cross-validation folds, or ``--seeds``) picks up."""
+
+    run_id: str
+    uri: str
+    #: The ``--seeds`` count it was started with; 1 for a cross-validation.
+    seeds: int
+    #: False when its members were trained one by one on purpose (``--sequential``).
+    parallel: bool
+    #: Its child runs so far: member name (``fold-2``, ``seed-7``) -> (run id, status).
+    children: dict[str, tuple[str, str]]
+    data_sha256: Optional[str]
+    differences: list[str]
+
+
+#: Tags only the parent run of members carries, and tags only its members carry.
+PARENT_TAGS = ("specrun.cv.folds", "specrun.seeds")
+MEMBER_TAGS = ("specrun.fold", "specrun.member_seed")
+
+
 def local_checkpoint(run_id: str) -> Path:
     """Where a run on this machine keeps its newest checkpoint."""
     return checkpoint.LOCAL_DIR / run_id / checkpoint.FILE
 
 
-def prepare(run_id: str, uri: str) -> tuple[Spec, Resume]:
-    """The run's spec and where to resume it; :class:`ResumeError` when it cannot be."""
+def prepare(run_id: str, uri: str, *, member: bool = False) -> tuple[Spec, Resume | MembersResume]:
+    """The run's spec and where to resume it; :class:`ResumeError` when it cannot be. A
+    fold's or seed's run resumes with its parent (``member``: as part of it)."""
     try:
         record = tracking.fetch_run(uri, run_id)
     except LookupError as error:
         raise ResumeError(str(error)) from error
     if record.status == "FINISHED":
         raise ResumeError(f"run {run_id} is FINISHED already; only an unfinished run can be resumed")
+    if not member and any(tag in record.tags for tag in MEMBER_TAGS):
+        parent = record.tags.get("mlflow.parentRunId", "")
+        raise ResumeError(f"run {run_id} is a member of run {parent}; resume that: runner run --resume {parent}")
+    parent = any(tag in record.tags for tag in PARENT_TAGS)
     with tempfile.TemporaryDirectory(prefix="specrun-resume-") as scratch:
         fetched = tracking.download_artifact(uri, run_id, "spec.resolved.yaml", Path(scratch))
+        if fetched is None and parent:
+            raise ResumeError(f"run {run_id} was started by a specrun that could not resume its members; run its spec again")
         if fetched is None:
             raise ResumeError(f"run {run_id} has no spec.resolved.yaml artifact; was it started by `runner run`?")
         spec = validate_data(Source(data=yaml.safe_load(fetched.read_text())))
 
+    differences = provenance.environment_differences(record.tags)
+    if parent:
+        seeds = int(record.tags.get("specrun.seeds", "1"))
+        children = tracking.child_runs(uri, run_id)
+        parallel = record.tags.get("specrun.cv.parallel") != "false"
+        return spec, MembersResume(run_id, uri, seeds, parallel, children, record.tags.get("specrun.data_sha256"), differences)
     return spec, Resume(
-        run_id, uri, _find_checkpoint(uri, run_id), record.last_epoch, record.tags.get("specrun.data_sha256"),
-        provenance.environment_differences(record.tags),
+        run_id, uri, _find_checkpoint(uri, run_id), record.last_epoch, record.tags.get("specrun.data_sha256"), differences,
     )
+
+
+def prepare_member(run_id: str, uri: str) -> Resume:
+    """Where an unfinished child run of a resumed parent picks up (its spec is the member's)."""
+    spec_and_resume = prepare(run_id, uri, member=True)
+    assert isinstance(spec_and_resume[1], Resume)
+    return spec_and_resume[1]
 
 
 def _find_checkpoint(uri: str, run_id: str) -> Optional[Path]:

@@ -321,6 +321,18 @@ def fetch_run(uri: str, run_id: str) -> RunRecord:
     return RunRecord(run_id, run.info.status, dict(run.data.tags), max(steps, default=0))
 
 
+def child_runs(uri: str, parent_id: str) -> dict[str, tuple[str, str]]:
+    """The child runs of a run, by run name: (run id, status)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(parent_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=50000
+    )
+    return {str(r.info.run_name): (r.info.run_id, r.info.status) for r in children}
+
+
 def download_artifact(uri: str, run_id: str, path: str, destination: Path) -> Optional[Path]:
     """Copy one artifact of a run into ``destination``; None when the run has no such artifact."""
     from mlflow.tracking import MlflowClient

@@ -174,3 +174,75 @@ def test_resume_warns_when_the_run_started_with_another_thread_count(
     err = " ".join(capsys.readouterr().err.split())
     assert f"torch's CPU thread count differs: the run used 999, this environment has {torch.get_num_threads()}" in err
     assert "may differ from an uninterrupted one" in err
+
+
+FOLDS = """\
+name: folds
+seed: 2
+data:
+  dataset: digits
+  transforms: [standardize]
+  split: {folds: 3, val: 0.15}
+model: {type: mlp, hidden: [32]}
+loss: cross_entropy
+optimizer: {type: adam, lr: 0.01}
+train: {epochs: 200, batch_size: 64}
+metrics: [accuracy]
+"""
+
+
+@pytest.mark.slow
+def test_a_cross_validation_killed_in_its_second_fold_resumes_bit_identically(
+    workdir: Path, write_spec: Callable[..., Path], tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(FOLDS)
+    reference = workdir / "reference.json"
+    assert main(["run", str(spec), "--sequential", "--tracking-uri", f"sqlite:///{workdir / 'reference.db'}", "--metrics-out", str(reference)]) == 0
+
+    child = _start(workdir, str(spec), "--sequential", "--tracking-uri", tracking_uri)
+    client = MlflowClient(tracking_uri)
+    deadline = time.monotonic() + 120
+    while not (second := [r for r in _runs(tracking_uri) if r.info.run_name == "fold-1"]) and time.monotonic() < deadline:
+        assert child.poll() is None, child.stderr.read() if child.stderr else ""
+        time.sleep(0.05)
+    _kill_after_checkpoint(child, f"{second[0].info.run_id}/last.pt", 3)
+    (parent,) = [r for r in _runs(tracking_uri) if "mlflow.parentRunId" not in r.data.tags]
+    assert _wait_until_ended(tracking_uri, parent.info.run_id).info.status == "KILLED"
+    first = next(r for r in _runs(tracking_uri) if r.info.run_name == "fold-0")
+    assert first.info.status == "FINISHED"
+
+    # A member resumes with its parent, not alone (the parent would stay KILLED).
+    assert main(["run", "--resume", second[0].info.run_id, "--tracking-uri", tracking_uri]) == 2
+    assert f"resume that: runner run --resume {parent.info.run_id}" in capsys.readouterr().err
+
+    # The parent resumes as a whole: fold-0 kept, fold-1 from its checkpoint, fold-2 trained.
+    out = workdir / "resumed.json"
+    assert main(["run", "--resume", parent.info.run_id, "--tracking-uri", tracking_uri, "--metrics-out", str(out)]) == 0
+    assert json.loads(out.read_text()) == json.loads(reference.read_text())
+    runs = {r.info.run_name: r for r in _runs(tracking_uri)}
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs.values())
+    assert runs["fold-0"].info.run_id == first.info.run_id and "specrun.resumed_from_epoch" not in runs["fold-0"].data.tags
+    assert int(runs["fold-1"].data.tags["specrun.resumed_from_epoch"]) >= 3
+    assert client.get_run(parent.info.run_id).data.metrics["test/accuracy_mean"] == json.loads(reference.read_text())["test/accuracy_mean"]
+
+
+def test_a_seeds_parent_resumes_its_unfinished_and_missing_members(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+    spec = write_spec(FOLDS.replace("split: {folds: 3, val: 0.15}", "split: {test: 0.2, val: 0.15}").replace("epochs: 200", "epochs: 4"))
+    first = workdir / "first.json"
+    assert main(["run", str(spec), "--seeds", "3", "--sequential", "--tracking-uri", tracking_uri, "--metrics-out", str(first)]) == 0
+    client = MlflowClient(tracking_uri)
+    runs = {r.info.run_name: r for r in _runs(tracking_uri)}
+    parent = next(r for r in runs.values() if "mlflow.parentRunId" not in r.data.tags)
+    # As if killed while seed-3 trained: seed-4 never started, seed-3 unfinished, the parent KILLED.
+    client.delete_run(runs["seed-4"].info.run_id)
+    client.set_terminated(runs["seed-3"].info.run_id, "KILLED")
+    client.set_terminated(parent.info.run_id, "KILLED")
+
+    out = workdir / "resumed.json"
+    assert main(["run", "--resume", parent.info.run_id, "--tracking-uri", tracking_uri, "--metrics-out", str(out)]) == 0
+    assert json.loads(out.read_text()) == json.loads(first.read_text())
+    after = {r.info.run_name: r for r in _runs(tracking_uri)}
+    assert after["seed-2"].info.run_id == runs["seed-2"].info.run_id
+    assert after["seed-3"].info.run_id == runs["seed-3"].info.run_id and after["seed-3"].data.tags["specrun.resumed_from_epoch"] == "4"
+    assert after["seed-4"].info.run_id != runs["seed-4"].info.run_id  # trained again, as a new child run
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
