@@ -101,7 +101,7 @@ def try_batched(
         return "sequential", reason, None
     try:
         heap.settle()
-        results, how = train_batched(pipelines, spec, [m.spec.seed for m in members], reporters)
+        results, how = train_batched(pipelines, spec, [m.spec.seed for m in members], reporters, [m.name for m in members])
     except NonFiniteLoss:
         raise
     except (RuntimeError, NotImplementedError) as error:  # an op vmap cannot batch
@@ -217,11 +217,13 @@ def _weights_of(params: dict[str, torch.Tensor], member: int) -> dict[str, torch
 
 
 def train_batched(
-    pipelines: list[Pipeline], spec: Spec, seeds: list[int], reporters: Sequence[Any] = ()
+    pipelines: list[Pipeline], spec: Spec, seeds: list[int], reporters: Sequence[Any] = (), names: Sequence[str] = (),
 ) -> tuple[list[tuple[RunResult, dict[str, torch.Tensor]]], str]:
     """Train every pipeline's model at once; per member, what :func:`train_one` would return
     (and the final weights), and which formulation ran ("batched layers" or "torch.func.vmap").
-    ``reporters`` (progress, interrupts) hear each epoch's metrics averaged over the members."""
+    ``reporters`` (progress, interrupts) hear each epoch's metrics averaged over the members;
+    ``names`` name them in errors (fold-2)."""
+    names = list(names) or [f"member {f}" for f in range(len(pipelines))]
     settings = spec.train
     k, base, head, device = len(pipelines), pipelines[0].model, pipelines[0].head, pipelines[0].device
     # 1) Stacked parameters with one optimizer and schedule for all members: batched layers
@@ -315,9 +317,9 @@ def train_batched(
         for f in range(k):
             if active[f] and not finite[f]:
                 bad = int((~torch.isfinite(step_losses[:, f])).nonzero()[0]) + 1
-                raise NonFiniteLoss(epoch, bad, f"training loss of member {f}")
+                raise NonFiniteLoss(epoch, bad, f"training loss of {names[f]}")
             if active[f] and not weights_finite[f]:
-                raise NonFiniteLoss(epoch, steps, f"weights of member {f}")
+                raise NonFiniteLoss(epoch, steps, f"weights of {names[f]}")
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None and interval == "epoch":
             scheduler.step()  # type: ignore[attr-defined]

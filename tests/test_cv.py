@@ -175,6 +175,19 @@ def test_a_stopped_run_is_killed_not_failed(write_spec: Callable[..., Path], mig
     assert parent.info.status == "KILLED" and parent.data.tags["specrun.stopped"] == "pruned after fold 0"
 
 
+def test_a_diverging_batch_names_the_fold_and_fails_the_parent(write_spec: Callable[..., Path], migrated_tracking_uri: str) -> None:
+    from runner.train import NonFiniteLoss
+
+    text = (
+        "name: diverging\nseed: 0\ndata: {dataset: diabetes, transforms: [standardize], split: {folds: 3}}\n"
+        "model: {type: mlp, hidden: [4]}\nloss: mse\noptimizer: {type: sgd, lr: 1.0e+30}\ntrain: {epochs: 3, batch_size: full}\n"
+    )
+    with pytest.raises(NonFiniteLoss, match=r"the training loss of fold-0 became NaN or infinite at epoch 2, step 1"):
+        run_cv(load_spec(write_spec(text)), RunOptions(tracking_uri=migrated_tracking_uri, quiet=True))
+    (parent,) = runs_of(migrated_tracking_uri)
+    assert parent.info.status == "FAILED" and "fold-0" in parent.data.tags["specrun.error"]
+
+
 @pytest.mark.slow
 def test_sigterm_during_batched_training_ends_the_parent_killed(workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str) -> None:
     # SIGTERM's default would end the process and leave the parent to the tracking process,
