@@ -4,10 +4,12 @@ instead of the process dying with the run RUNNING (SIGTERM's default)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
 from types import TracebackType
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 Handler = Union[Callable[[int, Any], Any], int, None]
 
@@ -56,3 +58,29 @@ class Interrupts:
 
     def epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         self.check()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then act as they would have: for a
+    step that must not stop halfway (a message half written to the tracking process would
+    leave the rest of the stream unreadable). Outside the main thread signals never
+    interrupt, so nothing is needed there."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: held.append(signum))
+        for signum in Interrupts.SIGNALS if signal.getsignal(signum) not in (signal.SIG_IGN, None)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in held:
+            if callable(previous[signum]):
+                previous[signum](signum, None)  # type: ignore[operator]
+            else:  # SIG_DFL: as the signal would have done, now
+                os.kill(os.getpid(), signum)

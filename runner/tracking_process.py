@@ -31,6 +31,7 @@ from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from runner.interrupts import deferred
 from runner.mlflow_store import MetricRow, MlflowStore, Pair, import_mlflow
 from runner.tracking import TrackingError
 
@@ -92,9 +93,11 @@ class TrackingProcess:
             # The caller's directory goes along: relative URIs and paths mean what they mean here.
             message = bytes(ForkingPickler.dumps((number, name, args, _cwd())))
             try:
-                # One write for length and message: Connection.send writes a message of over
-                # 16 KiB in two, and an interrupt between them would tear the stream.
-                self._socket.sendall(struct.pack("!i", len(message)) + message)
+                # One write for length and message (Connection.send writes a message of over
+                # 16 KiB in two), and Ctrl-C held until it is written: a half-written message
+                # would tear the stream.
+                with deferred():
+                    self._socket.sendall(struct.pack("!i", len(message)) + message)
             except OSError as error:
                 raise self._gone() from error
         return number
@@ -104,11 +107,13 @@ class TrackingProcess:
         with self._receiving:
             try:
                 while self._answers[number] is None:
-                    got, ok, value = self._connection.recv()
+                    self._connection.poll(None)  # waiting may be interrupted; reading an answer may not
+                    with deferred():
+                        got, ok, value = self._connection.recv()
                     self._answers[got] = (ok, value)
             except (OSError, EOFError) as error:
                 raise self._gone() from error
-            except Exception as error:  # an answer torn by an interrupt while it was read
+            except Exception as error:  # an answer that cannot be unpickled: the stream is lost
                 raise TrackingError(f"the tracking process's answers cannot be read any more ({error!r})") from error
             ok, value = self._answers.pop(number)  # type: ignore[misc]
         if not ok:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -83,3 +84,11 @@ def migrated_tracking_uri(tmp_path: Path, _migrated_mlflow_store: Path) -> str:
     copy = tmp_path / "mlflow.db"
     shutil.copyfile(_migrated_mlflow_store, copy)
     return f"sqlite:///{copy}"
+
+
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """This process's SIGINT as Python sets it up, whatever an earlier test left behind."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -135,13 +135,6 @@ def _sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.fixture
-def default_sigint():
-    """This process's SIGINT as Python sets it up, whatever an earlier test left behind."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
 
 @pytest.mark.slow
 def test_ctrl_c_marks_the_run_killed_with_its_last_checkpoint(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:

@@ -3,6 +3,8 @@ killed runner leaves open."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -71,6 +73,35 @@ def test_a_message_of_more_than_16_kib_arrives_whole(tmp_path: Path, process: Tr
     process.log_batch(run_id, metrics=rows)
     process.end_run(run_id, "FINISHED")
     assert len(MlflowClient(uri).get_metric_history(process.resolve(run_id), "train/loss")) == 1000
+
+
+class _InterruptedMidWrite:
+    """A socket whose write is interrupted halfway by Ctrl-C (as a full socket buffer makes
+    sendall write in parts, checking for signals in between)."""
+
+    def __init__(self, socket: Any) -> None:
+        self.socket = socket
+
+    def sendall(self, data: bytes) -> None:
+        half = len(data) // 2
+        self.socket.sendall(data[:half])
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)  # a handler that may raise runs here
+        self.socket.sendall(data[half:])
+
+
+@pytest.mark.usefixtures("default_sigint")
+def test_ctrl_c_during_a_write_waits_until_the_message_is_whole(tmp_path: Path, process: TrackingProcess) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = process.create_run(uri, "interrupted", None, {})
+    process._socket, socket = _InterruptedMidWrite(process._socket), process._socket  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        process.log_batch(run_id, metrics=[("train/loss", 0.5, 0, 1)])
+    process._socket = socket
+    process.end_run(run_id, "KILLED")  # the stream is whole: the run ends as the runner says
+    run = MlflowClient(uri).get_run(process.resolve(run_id))
+    assert run.info.status == "KILLED" and "specrun.error" not in run.data.tags
+    assert [m.value for m in MlflowClient(uri).get_metric_history(run.info.run_id, "train/loss")] == [0.5]
 
 
 def test_a_torn_message_ends_the_runs_left_open(tmp_path: Path) -> None:
