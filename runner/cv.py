@@ -271,8 +271,9 @@ def _earlier_members(
 
     kept: dict[int, MemberOutcome] = {}
     continued: dict[int, Resume] = {}
-    for member in members if resume is not None else []:
-        assert resume is not None
+    if resume is None:
+        return kept, continued
+    for member in members:
         run_id, status = resume.children.get(member.name, (None, None))
         if run_id is None:
             continue
