@@ -13,7 +13,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import yaml
 
@@ -22,6 +22,10 @@ from runner.spec import SpecError, validate_data
 from runner.spec.schema import Spec
 from runner.spec.yaml_source import Source
 from runner.tracking import RecordedRun, read_run
+
+if TYPE_CHECKING:
+    from runner.cv import CVOutcome
+    from runner.experiment import RunOptions
 
 SPEC_ARTIFACT = "spec.resolved.yaml"
 METRICS_ARTIFACT = "metrics.json"
@@ -38,10 +42,18 @@ class Original:
     spec: Spec
 
     @property
+    def members(self) -> bool:
+        """Whether it is the parent run of cross-validation folds or of ``--seeds``."""
+        from runner.resume import PARENT_TAGS
+
+        return any(tag in self.record.tags for tag in PARENT_TAGS)
+
+    @property
     def metrics(self) -> dict[str, float]:
-        """The final metrics as ``metrics.json`` recorded them (what a rerun returns)."""
+        """The final metrics as ``metrics.json`` recorded them (what a rerun returns); a
+        parent's, the summary it logged (``<metric>_mean``, ...)."""
         text = self.record.artifacts.get(METRICS_ARTIFACT)
-        return json.loads(text) if text is not None else dict(self.record.metrics)
+        return json.loads(text) if text is not None and not self.members else dict(self.record.metrics)
 
     @property
     def data_files(self) -> list[datafiles.DataFile]:
@@ -91,10 +103,10 @@ def compare_code(original: Original, device: Optional[str] = None) -> list[str]:
 
 def compare_data(original: Original) -> list[str]:
     """Refusals for data that differ from what the run read (file md5s, then the arrays)."""
-    from runner.data import DataError, prepare
+    from runner.data import DataError, load, prepare
 
-    try:
-        data = prepare(original.spec)
+    try:  # a cross-validation's parent recorded the data as loaded, before the folds' preparation
+        data = load(original.spec) if original.spec.data.split.is_cv else prepare(original.spec)
     except DataError as error:
         return [f"the run's data cannot be loaded: {error}"]
     problems = []
@@ -159,6 +171,17 @@ def print_diff(diffs: list[MetricDiff], original_id: str, new_id: Optional[str])
     console.print(f"{verdict}; the rerun is MLflow run {new_id} ({REPRODUCES_TAG}={original_id})" if new_id else verdict, soft_wrap=True)
 
 
+def rerun_members(original: Original, options: "RunOptions") -> "CVOutcome":
+    """A parent run of folds or seeds, run again as it ran: members at once or one by one."""
+    from runner.cv import PARALLEL_TAG, run_cv, run_seeds
+
+    tags = original.record.tags
+    parallel = tags.get(PARALLEL_TAG) != "false"
+    if "specrun.seeds" in tags:
+        return run_seeds(original.spec, int(tags["specrun.seeds"]), options, parallel=parallel)
+    return run_cv(original.spec, options, parallel=parallel)
+
+
 def command(run_id: str, uri: Optional[str], device: Optional[str], exact: bool) -> int:
     """``runner reproduce``: 0 after a rerun (1 with ``exact`` if a metric differs), 2 when the
     run cannot be reproduced here (unknown run, unreadable spec, other data)."""
@@ -190,7 +213,7 @@ def command(run_id: str, uri: Optional[str], device: Optional[str], exact: bool)
         tracking_uri=uri, experiment=original.record.experiment, device=device, extra_tags={REPRODUCES_TAG: run_id}
     )
     try:
-        outcome = run(original.spec, options)
+        outcome = rerun_members(original, options) if original.members else run(original.spec, options)
     except DataError as failed:
         error(str(failed))
         return 2

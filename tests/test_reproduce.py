@@ -87,3 +87,26 @@ def test_reproduce_warns_on_other_versions_and_refuses_other_data(
 def test_reproduce_an_unknown_run_exits_2(workdir: Path, migrated_tracking_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["reproduce", "0123456789abcdef", "--tracking-uri", migrated_tracking_uri]) == 2
     assert "no run '0123456789abcdef'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("split", "flags"),
+    [("{folds: 3}", []), ("{folds: 3}", ["--sequential"]), ("{test: 0.2, val: 0.2}", ["--seeds", "2"])],
+    ids=["folds-batched", "folds-sequential", "seeds"],
+)
+def test_reproduce_a_parent_run_reruns_its_members_as_they_ran(
+    workdir: Path, write_spec, migrated_tracking_uri: str, split: str, flags: list[str], capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+) -> None:
+    text = TINY_SPEC.replace("split: {test: 0.2, val: 0.2, stratify: true}", f"split: {split}").replace(", dropout: 0.1", "")
+    spec = write_spec(text)
+    assert main(["run", str(spec), *flags, "--tracking-uri", migrated_tracking_uri]) == 0
+    client = MlflowClient(tracking_uri=migrated_tracking_uri)
+    [parent] = [r for r in runs(client, "tiny") if "mlflow.parentRunId" not in r.data.tags]
+    capsys.readouterr()
+
+    assert main(["reproduce", parent.info.run_id, "--tracking-uri", migrated_tracking_uri, "--exact"]) == 0
+    assert "bit-identical" in capsys.readouterr().out
+    [rerun] = [r for r in runs(client, "tiny") if "mlflow.parentRunId" not in r.data.tags and r.info.run_id != parent.info.run_id]
+    assert rerun.data.tags["specrun.reproduces"] == parent.info.run_id
+    assert rerun.data.tags["specrun.cv.mode"] == parent.data.tags["specrun.cv.mode"] == ("sequential" if "--sequential" in flags else "batched")
+    assert rerun.data.metrics == parent.data.metrics
