@@ -81,6 +81,17 @@ class Loaded:
         return self.table.y if self.task.is_classification else None
 
 
+def _check_class_indices(spec: Spec, task: Task) -> None:
+    """A per-class value to watch (``val/recall/7``) must name a class the data have."""
+    watched = [spec.train.early_stopping.monitor] if spec.train.early_stopping is not None else []
+    if spec.search is not None:
+        watched += spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
+    for name in watched:
+        index = name.rpartition("/")[2]
+        if index.isdigit() and task.n_classes > 0 and int(index) >= task.n_classes:
+            raise DataError(f"{name!r} is the value of class {index}, but the data have {task.n_classes} classes (0 to {task.n_classes - 1})")
+
+
 def load(spec: Spec) -> Loaded:
     """Load the spec's dataset and check that its targets suit the loss."""
     entry = registry.DATASETS.get(spec.data.dataset.type)
@@ -91,6 +102,7 @@ def load(spec: Spec) -> Loaded:
     if spec.data.target == "input":
         table = reconstruction.relabel(table)
     _check_task(table.task, spec.loss.type)
+    _check_class_indices(spec, table.task)
     return Loaded(table, task_for_loss(table.task, spec.loss.type), fingerprint(table))
 
 

@@ -100,6 +100,8 @@ class _EarlyStopping:
         self.waited = 0
 
     def improved(self, epoch: int, metrics: dict[str, float]) -> bool:
+        if self.monitor not in metrics:  # a per-class metric's class index past the last class
+            raise ValueError(f"early stopping monitors {self.monitor!r}, which this run does not log; it logs {sorted(metrics)}")
         value = metrics[self.monitor]
         better = self.best is None or (
             value > self.best + self.min_delta if self.maximize else value < self.best - self.min_delta
@@ -119,6 +121,9 @@ def _maximize(monitor: str, pipeline: Pipeline, mode: str) -> bool:
     if mode != "auto":
         return mode == "max"
     name = monitor.split("/", 1)[-1]
+    metric, _, index = name.rpartition("/")
+    if index.isdigit():  # one class's value of a per-class metric: recall/2 is recall's
+        name = metric
     return pipeline.higher_is_better.get(name, False)
 
 

@@ -6,6 +6,7 @@ as a difference, not just as a crash.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Callable
@@ -124,3 +125,19 @@ def test_compiled_model_matches_eager(write_spec: Callable[..., Path]) -> None:
     for a, b in zip(compiled.model.parameters(), eager.model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     assert compiled_test == pytest.approx(eager_test, rel=1e-4, abs=1e-4)
+
+
+def test_early_stopping_watches_one_class_of_a_per_class_metric(workdir: Path, write_spec: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    text = DIGITS.replace("metrics: [accuracy, roc_auc]", "metrics: [accuracy, {type: recall, average: none}]").replace("epochs: 3", "epochs: 30")
+    spec = write_spec(text)
+    stopping = "train.early_stopping={monitor: val/recall/3, patience: 2, restore_best: true}"
+    history = workdir / "history.csv"
+    metrics = _metrics(workdir, spec, "--set", stopping, "--history-out", str(history))
+    assert metrics["epochs"] < 30 and "val/recall/9" in metrics
+    # Recall is better higher: the chosen epoch has the highest recall of class 3.
+    recalls = [float(row["val/recall/3"]) for row in csv.DictReader(history.open())]
+    assert metrics["best_epoch"] == metrics["epochs"] - 2 and metrics["val/recall/3"] == max(recalls) > min(recalls)
+    # A class the data do not have (digits: 0-9) is refused before anything runs.
+    capsys.readouterr()
+    assert main(["run", str(spec), "--no-track", "--set", stopping.replace("recall/3", "recall/10")]) == 2
+    assert "'val/recall/10' is the value of class 10, but the data have 10 classes (0 to 9)" in capsys.readouterr().err

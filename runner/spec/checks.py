@@ -58,15 +58,29 @@ def check_metric_names_unique(spec: Spec) -> Iterator[Finding]:
         seen.add(name)
 
 
+#: Stands for a class index in the names of a per-class metric (``average: none``).
+PER_CLASS = "<class>"
+
+
 def logged_names(spec: Spec) -> set[str]:
-    """Every metric name a run logs: per-epoch train/val ones and final test ones."""
+    """Every metric name a run logs: per-epoch train/val ones and final test ones; a
+    per-class metric as ``val/recall/<class>`` (:func:`is_logged` matches it)."""
     per_epoch = {"train/loss", "lr"}
     final = {"test/loss"}
-    names = [n for n, m in zip(spec.metric_names(), spec.metrics) if not registry.METRICS.get(m.type).meta.get("figure")]
+    names = [
+        f"{n}/{PER_CLASS}" if getattr(m, "average", None) == "none" else n
+        for n, m in zip(spec.metric_names(), spec.metrics) if not registry.METRICS.get(m.type).meta.get("figure")
+    ]
     if spec.data.split.val or spec.data.split.inner:
         per_epoch |= {"val/loss", *(f"val/{m}" for m in names)}
     final |= {f"test/{m}" for m in names}
     return per_epoch | final
+
+
+def is_logged(name: str, names: set[str]) -> bool:
+    """``name`` is one of ``names``, where ``val/recall/<class>`` stands for ``val/recall/0``, ..."""
+    metric, _, index = name.rpartition("/")
+    return name in names or (index.isdigit() and f"{metric}/{PER_CLASS}" in names)
 
 
 def check_early_stopping_monitor(spec: Spec) -> Iterator[Finding]:
@@ -77,7 +91,7 @@ def check_early_stopping_monitor(spec: Spec) -> Iterator[Finding]:
         yield ("train", "early_stopping"), "early stopping needs a validation part: set data.split.val"
         return
     epoch_metrics = {n for n in logged_names(spec) if not n.startswith("test/")}
-    if stopping.monitor not in epoch_metrics:
+    if not is_logged(stopping.monitor, epoch_metrics):
         yield ("train", "early_stopping", "monitor"), f"{stopping.monitor!r} is not logged per epoch; one of {sorted(epoch_metrics)}"
 
 
@@ -101,7 +115,7 @@ def check_expected_metrics_logged(spec: Spec) -> Iterator[Finding]:
     if spec.train.early_stopping is not None:
         names.add("best_epoch")
     for name in spec.expect.metrics:
-        if name not in names:
+        if not is_logged(name, names):
             yield ("expect", "metrics", name), f"{name!r} is not a metric this spec logs; one of {sorted(names)}"
 
 
@@ -158,7 +172,7 @@ def check_search_metrics_logged(spec: Spec) -> Iterator[Finding]:
     names = logged_names(spec) | {"model/params"}
     metrics = spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
     for metric in metrics:
-        if metric not in names:
+        if not is_logged(metric, names):
             yield ("search", "metric"), f"{metric!r} is not a metric this spec logs; one of {sorted(names)}"
     if spec.search.pruner.type == "wilcoxon" and spec.data.split.folds is None:
         yield ("search", "pruner", "type"), "the wilcoxon pruner compares fold scores; it needs a k-fold split"

@@ -45,3 +45,13 @@ def test_cross_field_rules(write_spec: Callable[..., Path]) -> None:
     found = problems(path)
     assert any("train.accumulate" in p and "batch_size is 'full'" in p for p in found), found
     assert any("train.workers" in p and "loader is 'device'" in p for p in found), found
+
+
+def test_a_per_class_metric_is_watched_and_expected_by_class_index(write_spec: Callable[..., Path]) -> None:
+    per_class = TINY_SPEC.replace("metrics: [accuracy, roc_auc]", "metrics: [{type: recall, average: none}]")
+    good = per_class + "expect:\n  source: x\n  metrics: {test/recall/1: {min: 0.5}}\n"
+    spec = load_spec(write_spec(good), ["train.early_stopping={monitor: val/recall/1}"])
+    assert spec.train.early_stopping is not None and spec.train.early_stopping.monitor == "val/recall/1"
+    bad = good.replace("train: {epochs: 3, batch_size: 64}", "train: {epochs: 3, batch_size: 64, early_stopping: {monitor: val/recall}}")
+    found = problems(write_spec(bad))
+    assert len(found) == 1 and "'val/recall' is not logged per epoch; one of" in found[0] and "'val/recall/<class>'" in found[0]
