@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 import registry
+from registry._registry import closest
 from runner.spec.errors import Path
 from runner.spec.schema import Spec
 
@@ -83,6 +84,11 @@ def is_logged(name: str, names: set[str]) -> bool:
     return name in names or (index.isdigit() and f"{metric}/{PER_CLASS}" in names)
 
 
+def _unlogged_hint(name: str, names: set[str]) -> str:
+    hint = closest(name, sorted(names))
+    return (f" Did you mean {hint!r}?" if hint else "") + f" Logged: {', '.join(sorted(names))}."
+
+
 def check_early_stopping_monitor(spec: Spec) -> Iterator[Finding]:
     stopping = spec.train.early_stopping
     if stopping is None:
@@ -92,7 +98,7 @@ def check_early_stopping_monitor(spec: Spec) -> Iterator[Finding]:
         return
     epoch_metrics = {n for n in logged_names(spec) if not n.startswith("test/")}
     if not is_logged(stopping.monitor, epoch_metrics):
-        yield ("train", "early_stopping", "monitor"), f"{stopping.monitor!r} is not logged per epoch; one of {sorted(epoch_metrics)}"
+        yield ("train", "early_stopping", "monitor"), f"{stopping.monitor!r} is not logged per epoch.{_unlogged_hint(stopping.monitor, epoch_metrics)}"
 
 
 def check_stratify_needs_classes(spec: Spec) -> Iterator[Finding]:
@@ -116,7 +122,7 @@ def check_expected_metrics_logged(spec: Spec) -> Iterator[Finding]:
         names.add("best_epoch")
     for name in spec.expect.metrics:
         if not is_logged(name, names):
-            yield ("expect", "metrics", name), f"{name!r} is not a metric this spec logs; one of {sorted(names)}"
+            yield ("expect", "metrics", name), f"{name!r} is not a metric this spec logs.{_unlogged_hint(name, names)}"
 
 
 def check_accumulate_needs_minibatches(spec: Spec) -> Iterator[Finding]:
@@ -173,7 +179,7 @@ def check_search_metrics_logged(spec: Spec) -> Iterator[Finding]:
     metrics = spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
     for metric in metrics:
         if not is_logged(metric, names):
-            yield ("search", "metric"), f"{metric!r} is not a metric this spec logs; one of {sorted(names)}"
+            yield ("search", "metric"), f"{metric!r} is not a metric this spec logs.{_unlogged_hint(metric, names)}"
     if spec.search.pruner.type == "wilcoxon" and spec.data.split.folds is None:
         yield ("search", "pruner", "type"), "the wilcoxon pruner compares fold scores; it needs a k-fold split"
 

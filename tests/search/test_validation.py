@@ -74,7 +74,7 @@ search:
   space:
     optimizer.lr: {type: float, low: 0.001, high: 0.1}
 """)
-    assert any(p.startswith("spec.yaml:14:") and "'val/acuracy' is not a metric this spec logs" in p for p in found), found
+    assert any(p.startswith("spec.yaml:14:") and "'val/acuracy' is not a metric this spec logs. Did you mean 'val/accuracy'?" in p for p in found), found
 
 
 def test_runner_validate_exits_2(write_spec, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -54,4 +54,4 @@ def test_a_per_class_metric_is_watched_and_expected_by_class_index(write_spec: C
     assert spec.train.early_stopping is not None and spec.train.early_stopping.monitor == "val/recall/1"
     bad = good.replace("train: {epochs: 3, batch_size: 64}", "train: {epochs: 3, batch_size: 64, early_stopping: {monitor: val/recall}}")
     found = problems(write_spec(bad))
-    assert len(found) == 1 and "'val/recall' is not logged per epoch; one of" in found[0] and "'val/recall/<class>'" in found[0]
+    assert len(found) == 1 and "'val/recall' is not logged per epoch. Did you mean 'val/recall/<class>'?" in found[0]
