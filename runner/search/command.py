@@ -126,8 +126,9 @@ def search(args: SearchArgs, spec: Spec) -> int:
         work(prepared.study, prepared.url, prepared.context, n_trials, timeout)
         return 0
     metrics, directions = metrics_of(spec.search), directions_of(spec.search)
+    steps = "folds" if spec.data.split.is_cv else "epochs"  # what a trial reports its progress by
     try:
-        with view.LiveTrials(metrics) as live:
+        with view.LiveTrials(metrics, steps=steps) as live:
             if args.workers > 1:
                 status = _run_workers(args, prepared, live)
             else:
@@ -139,7 +140,7 @@ def search(args: SearchArgs, spec: Spec) -> int:
             MlflowTracker.reopen(prepared.uri, prepared.context.parent_run_id).end("KILLED")
         raise
     console = live.console
-    console.print(view.top_table(prepared.study, metrics, directions))
+    console.print(view.top_table(prepared.study, metrics, directions, steps=steps))
     winner = best.best_trial(prepared.study, spec)
     if winner is None:
         console.print("no trial completed; no best.yaml written")

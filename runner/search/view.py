@@ -18,13 +18,14 @@ def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _table(title: str, trials: list[FrozenTrial], metric_names: list[str]) -> Table:
+def _table(title: str, trials: list[FrozenTrial], metric_names: list[str], steps: str) -> Table:
+    """``steps``: what a trial reports its progress by, "epochs" or (a k-fold spec's) "folds"."""
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("state")
     for name in metric_names:
         table.add_column(name, justify="right")
-    table.add_column("epochs", justify="right")
+    table.add_column(steps, justify="right")
     table.add_column("parameters")
     for trial in trials:
         values = trial.values or [None] * len(metric_names)
@@ -36,32 +37,39 @@ def _table(title: str, trials: list[FrozenTrial], metric_names: list[str]) -> Ta
             str(trial.number),
             f"[{_STYLE.get(state, '')}]{state.lower()}[/]",
             *("" if v is None else _cell(v) for v in values),
-            str(trial.last_step or ""),
+            _steps_done(trial, steps),
             ", ".join(f"{k}={_cell(v)}" for k, v in overrides.items()),
         )
     return table
 
 
-def trials_table(study: optuna.Study, metric_names: list[str], last: int = 20) -> Table:
+def _steps_done(trial: FrozenTrial, steps: str) -> str:
+    # Epochs are reported from 1, folds from 0.
+    if trial.last_step is None:
+        return ""
+    return str(trial.last_step + 1 if steps == "folds" else trial.last_step)
+
+
+def trials_table(study: optuna.Study, metric_names: list[str], last: int = 20, steps: str = "epochs") -> Table:
     """The latest ``last`` trials, newest at the bottom."""
     trials = study.get_trials(deepcopy=False)[-last:]
-    return _table(f"study {study.study_name}: {len(study.get_trials(deepcopy=False))} trials", trials, metric_names)
+    return _table(f"study {study.study_name}: {len(study.get_trials(deepcopy=False))} trials", trials, metric_names, steps)
 
 
-def top_table(study: optuna.Study, metric_names: list[str], directions: list[str], k: int = 5) -> Table:
+def top_table(study: optuna.Study, metric_names: list[str], directions: list[str], k: int = 5, steps: str = "epochs") -> Table:
     """The ``k`` best complete trials by the first objective."""
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     reverse = directions[0] == "maximize"
     ranked = sorted(complete, key=lambda t: t.values[0], reverse=reverse)[:k]
-    return _table(f"top {len(ranked)} of {len(complete)} complete trials", ranked, metric_names)
+    return _table(f"top {len(ranked)} of {len(complete)} complete trials", ranked, metric_names, steps)
 
 
 class LiveTrials:
     """Redraws the trials table after every trial (and on ``refresh``); a plain line per
     trial when the output is not a terminal."""
 
-    def __init__(self, metric_names: list[str], console: Optional[Console] = None) -> None:
-        self.metric_names = metric_names
+    def __init__(self, metric_names: list[str], console: Optional[Console] = None, steps: str = "epochs") -> None:
+        self.metric_names, self.steps = metric_names, steps
         self.console = console or Console(file=sys.stderr)
         self.live: Optional[Live] = None
         self.shown: set[int] = set()
@@ -78,7 +86,7 @@ class LiveTrials:
 
     def refresh(self, study: optuna.Study) -> None:
         if self.live is not None:
-            self.live.update(trials_table(study, self.metric_names))
+            self.live.update(trials_table(study, self.metric_names, steps=self.steps))
             return
         for trial in study.get_trials(deepcopy=False):
             if trial.state.is_finished() and trial.number not in self.shown:

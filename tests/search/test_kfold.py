@@ -21,7 +21,7 @@ search:
 
 
 @pytest.mark.slow
-def test_kfold_objective_is_the_mean_over_folds(workdir: Path, write_spec, migrated_tracking_uri: str) -> None:  # type: ignore[no-untyped-def]
+def test_kfold_objective_is_the_mean_over_folds(workdir: Path, write_spec, migrated_tracking_uri: str, capsys) -> None:  # type: ignore[no-untyped-def]
     from runner.cli import main
 
     text = TINY_SPEC.replace("split: {test: 0.2, val: 0.2, stratify: true}", "split: {folds: 3}") + SEARCH
@@ -31,6 +31,8 @@ def test_kfold_objective_is_the_mean_over_folds(workdir: Path, write_spec, migra
     spec = write_spec(text)
     out = workdir / "results" / "spec.json"
     assert main(["search", str(spec), "--tracking-uri", migrated_tracking_uri, "--metrics-out", str(out)]) == 0
+    top = capsys.readouterr().err.split("top ")[1]  # the table counts a trial's folds (not epochs) from 1
+    assert "folds" in top and "epochs" not in top and " 3 " in top
     backend = optuna.storages.journal.JournalFileBackend(str(workdir / "studies" / "spec.journal"))
     study = optuna.load_study(study_name="tiny", storage=optuna.storages.JournalStorage(backend))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
