@@ -52,9 +52,26 @@ def _hash_stream(stream: Any) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _hash_directory(path: Path) -> tuple[str, int]:
+    """DVC's hash of a directory (``<md5>.dir``, as ``dvc add DIR`` records it): the md5 of
+    the JSON list of its files' md5s and relative paths, sorted by path; and its size."""
+    entries, size = [], 0
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        with file.open("rb") as stream:
+            md5, file_size = _hash_stream(stream)
+        entries.append({"md5": md5, "relpath": file.relative_to(path).as_posix()})
+        size += file_size
+    entries.sort(key=lambda entry: entry["relpath"])
+    listing = json.dumps(entries, sort_keys=True).encode("utf-8")
+    return hashlib.md5(listing).hexdigest() + ".dir", size
+
+
 def describe(path: Path, rev: Optional[str] = None, repo: Optional[str] = None) -> DataFile:
-    """Hash one file: from the working tree, or through dvc.api at a revision/repository."""
-    if rev is None and repo is None:
+    """Hash one file (or a directory of them, an image folder): from the working tree, or
+    through dvc.api at a revision/repository."""
+    if rev is None and repo is None and path.is_dir():
+        md5, size = _hash_directory(path)
+    elif rev is None and repo is None:
         with path.open("rb") as stream:
             md5, size = _hash_stream(stream)
     else:

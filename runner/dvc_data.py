@@ -194,8 +194,11 @@ def command(action: str, sources: Sequence[str], out_dir: Path, sets: Sequence[s
         print(f"{item.path}  md5 {item.md5}{rows}")
     if written:
         example = written[0]
-        target = "" if example.path.suffix == ".npz" else ", target: COLUMN"
-        print(f"A spec reads it, pinned, as:  dataset: {{type: dvc, path: {example.path.as_posix()}{target}, md5: {example.md5}}}")
+        if example.md5.endswith(".dir"):  # a directory: images in one folder per class
+            print(f"A spec reads it as:  dataset: {{type: image_folder, path: {example.path.as_posix()}}}  (each run tags its md5)")
+        else:
+            target = "" if example.path.suffix == ".npz" else ", target: COLUMN"
+            print(f"A spec reads it, pinned, as:  dataset: {{type: dvc, path: {example.path.as_posix()}{target}, md5: {example.md5}}}")
     if action == "add" and written:
         files = [f"{w.path}.dvc" for w in written] + sorted({f"{w.path.parent / '.gitignore'}" for w in written})
         print(f"Record this version in git:  git add {' '.join(files)} && git commit")

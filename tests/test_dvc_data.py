@@ -178,3 +178,30 @@ def test_data_commands_refuse_unknown_names_and_file_datasets(workdir: Path, cap
     assert main(["data", "materialize", "iris", "--set", "n=3"]) == 2
     assert "Extra inputs are not permitted" in capsys.readouterr().err
     assert not (workdir / ".dvc").exists()
+
+
+def test_an_image_folder_run_records_the_md5_dvc_gives_the_folder(
+    workdir: Path, migrated_tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    git_init(workdir)
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (workdir / "images" / label).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray((rng.random((8, 8)) * 255).astype("uint8")).save(workdir / "images" / label / f"{i}.png")
+    assert main(["data", "add", "images", "--remote", str(workdir.parent / "remote")]) == 0
+    assert "dataset: {type: image_folder, path: images}" in capsys.readouterr().out
+    recorded = dvc_recorded_md5(workdir / "images.dvc")
+    assert recorded.endswith(".dir")
+    spec = workdir / "images.yaml"
+    spec.write_text(
+        "name: images\nseed: 0\ndata:\n  dataset: {type: image_folder, path: images, size: [8, 8], mode: L}\n"
+        "  transforms: [flatten, standardize]\n  split: {test: 0.25, stratify: true}\n"
+        "model: softmax\nloss: cross_entropy\noptimizer: {type: sgd, lr: 0.1}\ntrain: {epochs: 1, batch_size: full}\n"
+    )
+    assert main(["run", str(spec), "--tracking-uri", migrated_tracking_uri]) == 0
+    client = MlflowClient(migrated_tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("images").experiment_id])
+    assert run.data.tags[datafiles.tag_key("images")] == recorded
