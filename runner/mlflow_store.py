@@ -7,8 +7,10 @@ imported on both sides. ``MlflowTracker`` holds metrics and chunks batches; this
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 #: ``(key, value, timestamp in ms, step)``, as ``mlflow.entities.Metric`` takes them.
 MetricRow = tuple[str, float, int, int]
@@ -25,13 +27,43 @@ def import_mlflow() -> None:
     from mlflow.tracking import MlflowClient  # noqa: F401
 
 
+#: Stores this process has opened (and so created, when new).
+_opened: set[str] = set()
+
+
 def _client(uri: str) -> Any:
     # Alembic's schema migrations log at INFO on a new SQLite store; users need none of it.
     for name in ("alembic", "mlflow.store.db.utils"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    if uri in _opened:
+        return MlflowClient(tracking_uri=uri)
+    with _creating(uri):
+        client = MlflowClient(tracking_uri=uri)  # opens the store: creates and migrates a new one's tables
+    _opened.add(uri)
+    return client
+
+
+@contextlib.contextmanager
+def _creating(uri: str) -> Iterator[None]:
+    """Runs started together on a new SQLite store would each create and migrate its tables,
+    and all but one fail ("duplicate column name"): the first opening in each process holds
+    an exclusive lock on the database file (flock: SQLite's own locks are fcntl's, apart)."""
+    path = uri.removeprefix("sqlite:///").split("?")[0] if uri.startswith("sqlite:///") else ""
+    try:
+        handle = open(path, "ab") if path else None
+    except OSError:  # no such directory, say: MLflow says so better
+        handle = None
+    if handle is None:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _experiment_id(client: Any, name: str) -> str:
@@ -59,7 +91,7 @@ class MlflowStore:
         #: (uri, experiment name) -> id: looking an experiment up by name cost more than
         #: creating the run (MLflow loads its tags), for every fold, seed and trial.
         self._experiments: dict[tuple[str, str], str] = {}
-        self._opened: set[str] = set()
+        self._queried: set[str] = set()
 
     def limits(self) -> tuple[int, int]:
         """MLflow's longest param value and most params (or tags) in one batch."""
@@ -70,9 +102,9 @@ class MlflowStore:
     def open_store(self, uri: str) -> None:
         """Open (and on first use create and migrate) the store at ``uri`` ahead of the run;
         once per store (a query that would only delay the next run's creation)."""
-        if uri not in self._opened:
-            _client(uri).search_experiments(max_results=1)  # the first query opens the store
-            self._opened.add(uri)
+        if uri not in self._queried:
+            _client(uri).search_experiments(max_results=1)  # the first query connects
+            self._queried.add(uri)
 
     def create_run(self, uri: str, experiment: str, run_name: Optional[str], tags: dict[str, str]) -> str:
         """A new RUNNING run in ``experiment`` (created if missing); its id."""

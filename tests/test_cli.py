@@ -185,3 +185,24 @@ def test_the_collector_is_left_alone_when_called_from_python() -> None:
     frozen = gc.get_freeze_count()
     heap.settle()
     assert gc.isenabled() and gc.get_freeze_count() == frozen
+
+
+@pytest.mark.slow
+def test_runs_started_together_on_a_new_store_all_land(write_spec: Callable[..., Path], tmp_path: Path) -> None:
+    # Each would create and migrate the new store's tables; all but one failed ("duplicate column").
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'new.db'}"
+    spec = write_spec()
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "runner", "run", str(spec), "--set", f"seed={seed}", "--tracking-uri", uri],
+            cwd=tmp_path, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        for seed in range(4)
+    ]
+    errors = [child.communicate(timeout=300)[1] for child in children]
+    assert [child.returncode for child in children] == [0] * 4, errors
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
