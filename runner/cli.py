@@ -160,6 +160,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _unreachable(cli_uri: Optional[str], spec_uri: Optional[str]) -> bool:
+    """Say so when the tracking URI names an http(s) server that cannot be reached at all."""
+    from runner.tracking import tracking_uri, unreachable_server
+
+    problem = unreachable_server(tracking_uri(cli_uri, spec_uri))
+    if problem:
+        _error(problem)
+    return problem is not None
+
+
 def _run_usage_problem(args: argparse.Namespace) -> Optional[str]:
     if (args.spec is None) == (args.resume is None):
         return "give a SPEC to start a run, or --resume RUN_ID to continue one (not both)"
@@ -214,6 +224,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from runner.resume import MembersResume, ResumeError, prepare
         from runner.tracking import tracking_uri
 
+        if _unreachable(args.tracking_uri, None):
+            return EXIT_INVALID
         try:  # under --nproc the launcher fetches the checkpoint once, before the workers start
             spec, resume = prepare(args.resume, tracking_uri(args.tracking_uri, None))
         except ResumeError as error:
@@ -225,6 +237,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from runner.determinism import resolve_device
 
     resolve_device(args.device or spec.device)  # one this machine lacks: exit 2 before a parent run is logged
+    if not args.no_track and not args.resume and _unreachable(args.tracking_uri, spec.tracking.uri):
+        return EXIT_INVALID
     if args.resume and isinstance(resume, MembersResume):  # a parent run of folds or seeds
         return _run_members(args, spec, resume)
     if spec.data.split.is_cv or args.seeds > 1:
@@ -352,6 +366,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from runner.determinism import resolve_device
 
     resolve_device(spec.device)  # one this machine lacks: exit 2 before the study's first trial
+    if _unreachable(args.tracking_uri, spec.tracking.uri):
+        return EXIT_INVALID
     from runner.search.command import SearchArgs, search
 
     options = SearchArgs(

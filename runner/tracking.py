@@ -58,6 +58,28 @@ def tracking_uri(cli_uri: Optional[str], spec_uri: Optional[str]) -> str:
     return prefix + os.path.abspath(path) + (f"?{query}" if query else "")
 
 
+def unreachable_server(uri: str, timeout: float = 5.0) -> Optional[str]:
+    """Why the tracking server of an http(s) URI cannot be reached at all (connection refused,
+    unknown host), or None: a check of seconds before anything runs, instead of minutes of
+    MLflow's retries after the first epoch (a mistyped port). A URI reached through a proxy,
+    or not a server's, is not checked."""
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname):
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except (OSError, ValueError) as error:
+        return f"the MLflow tracking server {uri} cannot be reached ({error}); is it running, and is the URI right?"
+    return None
+
+
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     """Nested spec data -> ``{"optimizer.lr": "0.001", "model.hidden": "[64, 32]"}``."""
     if isinstance(data, dict):

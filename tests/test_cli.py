@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -206,3 +207,17 @@ def test_runs_started_together_on_a_new_store_all_land(write_spec: Callable[...,
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
+
+
+def test_a_tracking_server_that_cannot_be_reached_exits_2_before_training(write_spec: Callable[..., Path], tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {k: v for k, v in subprocess_env().items() if k.lower() not in ("http_proxy", "https_proxy")}
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "run", str(write_spec()), "--tracking-uri", f"http://127.0.0.1:{port}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"runner: error: the MLflow tracking server http://127.0.0.1:{port} cannot be reached" in done.stderr
+    assert "epoch" not in done.stderr and not (tmp_path / ".specrun").exists()

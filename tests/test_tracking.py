@@ -4,6 +4,7 @@ and through the tracking process that ``runner run`` starts."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -88,3 +89,19 @@ def test_a_run_lands_in_its_experiment_also_after_that_was_deleted_and_made_anew
     new = client.get_experiment_by_name("exp")
     assert new.experiment_id != old.experiment_id and new.lifecycle_stage == "active"
     assert client.get_run(second.run_id).info.experiment_id == new.experiment_id  # type: ignore[arg-type]
+
+
+def test_an_unreachable_tracking_server_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    for proxy in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert tracking.unreachable_server(f"http://127.0.0.1:{port}") is None
+    problem = tracking.unreachable_server(f"http://127.0.0.1:{port}")  # closed now
+    assert problem is not None and "cannot be reached" in problem and "Connection refused" in problem
+    assert tracking.unreachable_server("sqlite:///mlflow.db") is None and tracking.unreachable_server("databricks") is None
+    # Through a proxy the server is the proxy's business: not checked.
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:1")
+    assert tracking.unreachable_server(f"http://127.0.0.1:{port}") is None
