@@ -66,8 +66,18 @@ def _creating(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class DeletedExperiment(ValueError):
+    """The experiment a run belongs in is in MLflow's trash."""
+
+
 def _experiment_id(client: Any, name: str) -> str:
     found = client.get_experiment_by_name(name)
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise DeletedExperiment(
+            f"the MLflow experiment {name!r} (id {found.experiment_id}) is deleted: restore it "
+            f"(`mlflow experiments restore --experiment-id {found.experiment_id}`), remove it for good "
+            "(`mlflow gc`), or log elsewhere (--experiment NAME)"
+        )
     if found is not None:
         return str(found.experiment_id)
     try:

@@ -91,6 +91,16 @@ def test_a_run_lands_in_its_experiment_also_after_that_was_deleted_and_made_anew
     assert client.get_run(second.run_id).info.experiment_id == new.experiment_id  # type: ignore[arg-type]
 
 
+def test_a_run_for_an_experiment_in_the_trash_says_how_to_get_it_back(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowTracker(uri, "trashed").end("FINISHED")
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name("trashed").experiment_id
+    client.delete_experiment(experiment_id)
+    with pytest.raises(Exception, match=rf"experiment 'trashed' \(id {experiment_id}\) is deleted: restore it"):
+        MlflowTracker(uri, "trashed").run_id
+
+
 def test_an_unreachable_tracking_server_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     for proxy in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
         monkeypatch.delenv(proxy, raising=False)
