@@ -12,12 +12,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from runner import determinism, ensemble, experiment, provenance
+from runner import checkpoint, determinism, ensemble, experiment, provenance
+from runner.checkpoint import CheckpointWriter
 from runner.data import DataError, Loaded, PreparedData, folds_of, load, prepare, prepare_rows
 from runner.experiment import RunOptions
 from runner.interrupts import Interrupts
@@ -205,8 +207,17 @@ def run_members(
                 if parallel and len(fresh) > 1:
                     focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() else "val/loss"
                     title = f"{spec.name} ({len(fresh)} at once)"
-                    with progress_for(title, spec.train.epochs, focus, options.quiet) as progress:
-                        mode, reason, results = ensemble.try_batched(fresh, options.device, [interrupts, progress])
+                    writer = _batch_writer(spec, parent)
+                    saved = _batch_state(resume, fresh)
+                    if saved is not None:
+                        parent.set_tags({"specrun.resumed_from_epoch": str(saved["epoch"])})
+                    try:
+                        with progress_for(title, spec.train.epochs, focus, options.quiet) as progress:
+                            checkpoints = None if writer is None else ensemble.BatchCheckpoints(writer, spec.train.checkpoint_every, saved)
+                            mode, reason, results = ensemble.try_batched(fresh, options.device, [interrupts, progress], checkpoints)
+                    finally:
+                        if writer is not None:
+                            writer.close()  # the last checkpoint is in MLflow too, whatever happened
                 parent.set_tags({"specrun.cv.mode": mode, "specrun.cv.mode_reason": reason})
                 outcomes = []
                 for member in members:
@@ -228,7 +239,26 @@ def run_members(
                 experiment.end_after_error(parent, error)
                 raise
         parent.end("FINISHED")  # waits for the files: the folder is still there
+    if parent.run_id is not None:  # the batch's checkpoint has served its purpose here (MLflow keeps it)
+        shutil.rmtree(checkpoint.LOCAL_DIR / str(parent.run_id), ignore_errors=True)
     return result
+
+
+def _batch_writer(spec: Spec, parent: Tracker) -> Optional[CheckpointWriter]:
+    """Checkpoints of the batch, in the parent run (none when untracked or turned off)."""
+    if parent.run_id is None or spec.train.checkpoint_every <= 0:
+        return None
+    return CheckpointWriter(checkpoint.LOCAL_DIR / str(parent.run_id), parent, {"run_id": str(parent.run_id)})
+
+
+def _batch_state(resume: Optional[MembersResume], fresh: list[Member]) -> Optional[dict[str, Any]]:
+    """The checkpoint a resumed parent's batch continues from: its last, if it was of these members."""
+    if resume is None or resume.checkpoint is None:
+        return None
+    state = checkpoint.load(resume.checkpoint)
+    if state.get("format") != ensemble.BATCH_FORMAT or state.get("members") != [m.name for m in fresh]:
+        return None
+    return state
 
 
 def _parent_run(

@@ -16,6 +16,8 @@ and :func:`try_batched` says why.
 from __future__ import annotations
 
 import copy
+import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 import torch
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from runner.cv import Member
 
 Trained = dict[int, tuple[RunResult, dict[str, torch.Tensor]]]
+#: The layout of a batch's checkpoint (``checkpoints/last.pt`` of the parent run).
+BATCH_FORMAT = "batch-1"
 _ELEMENTWISE = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop, torch.optim.Adagrad)
 
 
@@ -80,8 +84,19 @@ def pipeline_reason(pipelines: list[Pipeline]) -> Optional[str]:
     return None
 
 
+@dataclass
+class BatchCheckpoints:
+    """Checkpoints of a batch in training: ``save(state)`` every ``every`` epochs; ``resume``,
+    a state saved before for the same members, to continue from."""
+
+    save: Callable[[dict[str, Any]], None]
+    every: int = 1
+    resume: Optional[dict[str, Any]] = None
+
+
 def try_batched(
-    members: list["Member"], device: Optional[str], reporters: Sequence[Any] = ()
+    members: list["Member"], device: Optional[str], reporters: Sequence[Any] = (),
+    checkpoints: Optional[BatchCheckpoints] = None,
 ) -> tuple[str, str, Optional[Trained]]:
     """Train ``members`` at once when they allow it: ``(mode, reason, results)`` where mode is
     "batched" (results per member index) or "sequential" (results None, reason says why).
@@ -101,7 +116,8 @@ def try_batched(
         return "sequential", reason, None
     try:
         heap.settle()
-        results, how = train_batched(pipelines, spec, [m.spec.seed for m in members], reporters, [m.name for m in members])
+        seeds, names = [m.spec.seed for m in members], [m.name for m in members]
+        results, how = train_batched(pipelines, spec, seeds, reporters, names, checkpoints)
     except NonFiniteLoss:
         raise
     except (RuntimeError, NotImplementedError) as error:  # an op vmap cannot batch
@@ -218,11 +234,13 @@ def _weights_of(params: dict[str, torch.Tensor], member: int) -> dict[str, torch
 
 def train_batched(
     pipelines: list[Pipeline], spec: Spec, seeds: list[int], reporters: Sequence[Any] = (), names: Sequence[str] = (),
+    checkpoints: Optional[BatchCheckpoints] = None,
 ) -> tuple[list[tuple[RunResult, dict[str, torch.Tensor]]], str]:
     """Train every pipeline's model at once; per member, what :func:`train_one` would return
     (and the final weights), and which formulation ran ("batched layers" or "torch.func.vmap").
     ``reporters`` (progress, interrupts) hear each epoch's metrics averaged over the members;
-    ``names`` name them in errors (fold-2)."""
+    ``names`` name them in errors (fold-2); ``checkpoints`` save the batch's state (and may
+    hold one to continue from, which ends as the uninterrupted batch would)."""
     names = list(names) or [f"member {f}" for f in range(len(pipelines))]
     settings = spec.train
     k, base, head, device = len(pipelines), pipelines[0].model, pipelines[0].head, pipelines[0].device
@@ -274,8 +292,38 @@ def train_batched(
     active = [True] * k
     last_epoch = [0] * k
 
+    def state_after(epoch: int) -> dict[str, Any]:
+        """Everything the loop carries from one epoch to the next (references: the writer copies)."""
+        return {
+            "format": BATCH_FORMAT, "members": list(names), "epoch": epoch,
+            "params": dict(params), "optimizer": optimizer.state_dict(),
+            "scheduler": None if scheduler is None else scheduler.state_dict(),  # type: ignore[attr-defined]
+            "generators": [g.get_state() for g in generators],
+            "stopping": [None if s is None else [s.best, s.best_epoch, s.waited] for s in stopping],
+            "best": list(best), "final": list(final), "history": json.dumps(history),
+            "active": list(active), "last_epoch": list(last_epoch),
+        }
+
+    start = 1
+    saved = checkpoints.resume if checkpoints is not None else None
+    if saved is not None:
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(saved["params"][name])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None and saved["scheduler"] is not None:
+            scheduler.load_state_dict(saved["scheduler"])  # type: ignore[attr-defined]
+        for generator, generator_state in zip(generators, saved["generators"]):
+            generator.set_state(generator_state)
+        for stop, stop_state in zip(stopping, saved["stopping"]):
+            if stop is not None and stop_state is not None:
+                stop.best, stop.best_epoch, stop.waited = stop_state
+        best, final, active, last_epoch = list(saved["best"]), list(saved["final"]), list(saved["active"]), list(saved["last_epoch"])
+        history = json.loads(saved["history"]) if isinstance(saved["history"], str) else saved["history"]
+        start = saved["epoch"] + 1
+
     base.train()
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(start, settings.epochs + 1) if any(active) else []:
         # 3) This epoch's batches of every member as one (k, steps, batch) index tensor.
         index = torch.zeros((k, steps * batch), dtype=torch.int64)
         for f, n in enumerate(n_rows):
@@ -344,6 +392,8 @@ def train_batched(
             if stop is not None and stop.should_stop:
                 active[f], final[f] = False, _weights_of(params, f)
         this_epoch = [history[f][-1] for f in range(k) if last_epoch[f] == epoch]
+        if checkpoints is not None and (epoch % checkpoints.every == 0 or not any(active) or epoch == settings.epochs):
+            checkpoints.save(state_after(epoch))
         for reporter in reporters:
             reporter.epoch_end(epoch, {key: sum(m[key] for m in this_epoch) / len(this_epoch) for key in this_epoch[0]})
         if not any(active):

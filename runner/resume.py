@@ -59,6 +59,8 @@ class MembersResume:
     parallel: bool
     #: Its child runs so far: member name (``fold-2``, ``seed-7``) -> (run id, status).
     children: dict[str, tuple[str, str]]
+    #: The checkpoint of its members' batch, when they trained at once.
+    checkpoint: Optional[Path]
     data_sha256: Optional[str]
     differences: list[str]
 
@@ -99,7 +101,9 @@ def prepare(run_id: str, uri: str, *, member: bool = False) -> tuple[Spec, Resum
         seeds = int(record.tags.get("specrun.seeds", "1"))
         children = tracking.child_runs(uri, run_id)
         parallel = record.tags.get("specrun.cv.parallel") != "false"
-        return spec, MembersResume(run_id, uri, seeds, parallel, children, record.tags.get("specrun.data_sha256"), differences)
+        return spec, MembersResume(
+            run_id, uri, seeds, parallel, children, _find_checkpoint(uri, run_id), record.tags.get("specrun.data_sha256"), differences,
+        )
     return spec, Resume(
         run_id, uri, _find_checkpoint(uri, run_id), record.last_epoch, record.tags.get("specrun.data_sha256"), differences,
     )

@@ -246,3 +246,29 @@ def test_a_seeds_parent_resumes_its_unfinished_and_missing_members(workdir: Path
     assert after["seed-3"].info.run_id == runs["seed-3"].info.run_id and after["seed-3"].data.tags["specrun.resumed_from_epoch"] == "4"
     assert after["seed-4"].info.run_id != runs["seed-4"].info.run_id  # trained again, as a new child run
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_batch_of_folds_killed_mid_training_resumes_from_its_checkpoint_bit_identically(
+    workdir: Path, write_spec: Callable[..., Path], tracking_uri: str
+) -> None:
+    spec = write_spec(FOLDS.replace("epochs: 200", "epochs: 150"))
+    reference = workdir / "reference.json"
+    assert main(["run", str(spec), "--tracking-uri", f"sqlite:///{workdir / 'reference.db'}", "--metrics-out", str(reference)]) == 0
+
+    # Killed while the three folds train as one batch: no child run exists yet, only the
+    # parent's checkpoint of the batch.
+    parent_id, epoch = _kill_after_checkpoint(_start(workdir, str(spec), "--tracking-uri", tracking_uri), "*/last.pt", 3)
+    assert epoch < 150 and checkpoint.load(checkpoint.LOCAL_DIR / parent_id / checkpoint.FILE)["members"] == ["fold-0", "fold-1", "fold-2"]
+    assert _wait_until_ended(tracking_uri, parent_id).info.status == "KILLED"
+    assert [r.info.run_id for r in _runs(tracking_uri)] == [parent_id]
+
+    # From the MLflow copy (this machine's is gone): the batch goes on from its epoch.
+    shutil.rmtree(checkpoint.LOCAL_DIR / parent_id)
+    out = workdir / "resumed.json"
+    assert main(["run", "--resume", parent_id, "--tracking-uri", tracking_uri, "--metrics-out", str(out)]) == 0
+    assert json.loads(out.read_text()) == json.loads(reference.read_text())
+    runs = _runs(tracking_uri)
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    tags = MlflowClient(tracking_uri).get_run(parent_id).data.tags
+    assert tags["specrun.cv.mode"] == "batched" and 1 <= int(tags["specrun.resumed_from_epoch"]) <= epoch
