@@ -205,19 +205,7 @@ def run_members(
                 fresh = [m for m in members if m.index not in kept and m.index not in continued]
                 mode, reason, results = "sequential", "fold-parallel training is off", None
                 if parallel and len(fresh) > 1:
-                    focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() else "val/loss"
-                    title = f"{spec.name} ({len(fresh)} at once)"
-                    writer = _batch_writer(spec, parent)
-                    saved = _batch_state(resume, fresh)
-                    if saved is not None:
-                        parent.set_tags({"specrun.resumed_from_epoch": str(saved["epoch"])})
-                    try:
-                        with progress_for(title, spec.train.epochs, focus, options.quiet) as progress:
-                            checkpoints = None if writer is None else ensemble.BatchCheckpoints(writer, spec.train.checkpoint_every, saved)
-                            mode, reason, results = ensemble.try_batched(fresh, options.device, [interrupts, progress], checkpoints)
-                    finally:
-                        if writer is not None:
-                            writer.close()  # the last checkpoint is in MLflow too, whatever happened
+                    mode, reason, results = _train_batch(spec, fresh, options, parent, resume, interrupts)
                 parent.set_tags({"specrun.cv.mode": mode, "specrun.cv.mode_reason": reason})
                 outcomes = []
                 for member in members:
@@ -242,6 +230,26 @@ def run_members(
     if parent.run_id is not None:  # the batch's checkpoint has served its purpose here (MLflow keeps it)
         shutil.rmtree(checkpoint.LOCAL_DIR / str(parent.run_id), ignore_errors=True)
     return result
+
+
+def _train_batch(
+    spec: Spec, fresh: list[Member], options: RunOptions, parent: Tracker, resume: Optional[MembersResume],
+    interrupts: Interrupts,
+) -> tuple[str, str, Optional[ensemble.Trained]]:
+    """``ensemble.try_batched`` for the members without a run yet, with a progress display and
+    the batch's checkpoints in the parent (continued from a resumed parent's)."""
+    focus = f"val/{spec.metric_names()[0]}" if spec.metric_names() else "val/loss"
+    writer = _batch_writer(spec, parent)
+    saved = _batch_state(resume, fresh)
+    if saved is not None:
+        parent.set_tags({"specrun.resumed_from_epoch": str(saved["epoch"])})
+    checkpoints = None if writer is None else ensemble.BatchCheckpoints(writer, spec.train.checkpoint_every, saved)
+    try:
+        with progress_for(f"{spec.name} ({len(fresh)} at once)", spec.train.epochs, focus, options.quiet) as progress:
+            return ensemble.try_batched(fresh, options.device, [interrupts, progress], checkpoints)
+    finally:
+        if writer is not None:
+            writer.close()  # the last checkpoint lands in MLflow too, whatever happened
 
 
 def _batch_writer(spec: Spec, parent: Tracker) -> Optional[CheckpointWriter]:
