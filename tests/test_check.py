@@ -112,3 +112,14 @@ def test_readme_has_the_generated_reproduction_table() -> None:
     block = text[start:end]
     for spec in sorted(p for p in (ROOT / "specs" / "published").glob("*.yaml") if not p.name.endswith(".best.yaml")):
         assert f"`{spec.stem}`" in block, f"README's table lacks {spec.stem}: run dvc repro, then runner check --update-readme README.md"
+
+
+def test_a_cross_validated_spec_expects_the_summary_its_run_writes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cv = TINY_SPEC.replace("split: {test: 0.2, val: 0.2, stratify: true}", "split: {folds: 3}").replace(", dropout: 0.1", "")
+    spec = workdir / "cv.yaml"
+    spec.write_text(cv + "expect:\n  source: a test\n  metrics:\n    test/accuracy: {min: 0.5}\n")
+    assert main(["validate", str(spec)]) == 2  # a cross-validated run's --metrics-out holds the summary
+    assert "Did you mean 'test/accuracy_mean'?" in capsys.readouterr().err
+    spec.write_text(cv + "expect:\n  source: a test\n  metrics:\n    test/accuracy_mean: {min: 0.5}\n    test/accuracy_std: {max: 0.5}\n")
+    assert main(["run", str(spec), "--no-track", "--metrics-out", str(workdir / "results" / "cv.json")]) == 0
+    assert main(["check", str(spec), "--results", str(workdir / "results")]) == 0

@@ -85,6 +85,8 @@ def is_logged(name: str, names: set[str]) -> bool:
 
 
 def _unlogged_hint(name: str, names: set[str]) -> str:
+    if f"{name}_mean" in names:  # a cross-validated run's outcome is its parent's summary
+        return f" Did you mean {name + '_mean'!r}? Folds are summarized as {', '.join(f'<metric>{s}' for s in SUMMARY_SUFFIXES)}."
     hint = closest(name, sorted(names))
     return (f" Did you mean {hint!r}?" if hint else "") + f" Logged: {', '.join(sorted(names))}."
 
@@ -114,12 +116,20 @@ def search_outcome_names(spec: Spec) -> set[str]:
     return best | {f"best/{path}" for path in spec.search.space} | {"trials/complete", "trials/pruned", "trials/fail"}
 
 
+#: The summary a parent run of folds or seeds holds of each of its members' final metrics.
+SUMMARY_SUFFIXES = ("_mean", "_std", "_ci95_low", "_ci95_high")
+
+
 def check_expected_metrics_logged(spec: Spec) -> Iterator[Finding]:
+    """What ``--metrics-out`` writes: a run's final metrics, or, for folds (and ``--seeds``),
+    the parent's summary of them; a search's outcome."""
     if spec.expect is None:
         return
-    names = logged_names(spec) | search_outcome_names(spec) | {"epochs"}  # the run's summary numbers count too
+    final = {n for n in logged_names(spec) if n != "lr"} | {"epochs"}  # the run's summary numbers count too
     if spec.train.early_stopping is not None:
-        names.add("best_epoch")
+        final.add("best_epoch")
+    summaries = {f"{name}{suffix}" for name in final for suffix in SUMMARY_SUFFIXES}
+    names = (summaries if spec.data.split.is_cv else final | summaries) | search_outcome_names(spec)
     for name in spec.expect.metrics:
         if not is_logged(name, names):
             yield ("expect", "metrics", name), f"{name!r} is not a metric this spec logs.{_unlogged_hint(name, names)}"
