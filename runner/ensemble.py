@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import registry
-from runner import determinism, distributed, heap
+from runner import checkpoint, determinism, distributed, heap
 from runner.batches import sizes
 from runner.build import Pipeline, Tensors, build
 from runner.spec.schema import Spec
@@ -292,6 +292,8 @@ def train_batched(
     active = [True] * k
     last_epoch = [0] * k
 
+    history_texts = [checkpoint.HistoryText() for _ in range(k)]
+
     def state_after(epoch: int) -> dict[str, Any]:
         """Everything the loop carries from one epoch to the next (references: the writer copies)."""
         return {
@@ -300,7 +302,8 @@ def train_batched(
             "scheduler": None if scheduler is None else scheduler.state_dict(),  # type: ignore[attr-defined]
             "generators": [g.get_state() for g in generators],
             "stopping": [None if s is None else [s.best, s.best_epoch, s.waited] for s in stopping],
-            "best": list(best), "final": list(final), "history": json.dumps(history),
+            "best": list(best), "final": list(final),
+            "history": "[" + ", ".join(text(h) for text, h in zip(history_texts, history)) + "]",
             "active": list(active), "last_epoch": list(last_epoch),
         }
 

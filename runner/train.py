@@ -153,6 +153,7 @@ def train_one(
         stopping = _EarlyStopping(es.monitor, es.patience, es.min_delta, _maximize(es.monitor, pipeline, es.mode))
     best_state: Optional[dict[str, torch.Tensor]] = None
     history: list[dict[str, float]] = []
+    history_text = checkpoint.HistoryText()
     start = 0
     # 2) A resumed run gets back everything the next epoch depends on: weights, optimizer
     #    and scheduler, every RNG (dropout, data order), early stopping, history.
@@ -249,7 +250,7 @@ def train_one(
         if save_checkpoint is not None and every and (epoch % every == 0 or stop or epoch == settings.epochs):
             save_checkpoint(checkpoint.capture(
                 pipeline, epoch=epoch, order_rng=order_rng, order=order,
-                stopping=stopping, best_state=best_state, history=history,
+                stopping=stopping, best_state=best_state, history=history_text(history),
             ))
         reporter.epoch_end(epoch, metrics)
         if stop:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -103,3 +104,10 @@ def test_the_mlflow_copy_follows_the_local_one_within_mirror_seconds(tmp_path: P
     assert logged_epoch() == 1  # saved locally at once, not yet mirrored
     assert _poll(logged_epoch, 2) == 2  # mirrored after mirror_seconds, while the run goes on
     writer.close()
+
+
+def test_the_history_text_is_the_json_of_the_history_as_it_grows() -> None:
+    text, history = checkpoint.HistoryText(), []
+    for epoch in range(1, 5):
+        history.append({"train/loss": 1.0 / epoch, "lr": 0.1})
+        assert text(history) == json.dumps(history) and json.loads(text(history)) == history
