@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from runner.experiment import RunOptions
+from runner.interrupts import Interrupts, Terminated
 from runner.report import write_metrics
 from runner.search import best, storage as storages, view
 from runner.search.objective import Context
@@ -109,9 +110,19 @@ def _run_workers(args: SearchArgs, prepared: Prepared, live: view.LiveTrials) ->
     """``--workers N``: N processes on this machine, this one only watches."""
     sub = SearchArgs(**{**args.__dict__, "study": prepared.study.study_name, "tracking_uri": prepared.uri})
     procs = [subprocess.Popen(_worker_argv(sub, i, prepared.url)) for i in range(args.workers)]
-    while any(p.poll() is None for p in procs):
-        live.refresh(prepared.study)
-        time.sleep(1)
+    try:
+        while any(p.poll() is None for p in procs):
+            live.refresh(prepared.study)
+            time.sleep(1)
+    except KeyboardInterrupt as interrupt:
+        # Ctrl-C reached the workers too (one process group); SIGTERM came to this process alone.
+        if isinstance(interrupt, Terminated):
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+        for proc in procs:
+            proc.wait()
+        raise
     live.refresh(prepared.study)
     return max(p.returncode for p in procs)
 
@@ -120,6 +131,13 @@ def search(args: SearchArgs, spec: Spec) -> int:
     """Run the study; exit status 0 when it finished, 1 when a worker failed."""
     assert spec.search is not None
     prepared = prepare(args, spec)
+    # SIGTERM, like Ctrl-C, stops the study with its runs ended (its default would leave them RUNNING).
+    with Interrupts():
+        return _search(args, spec, prepared)
+
+
+def _search(args: SearchArgs, spec: Spec, prepared: Prepared) -> int:
+    assert spec.search is not None
     n_trials = trial_budget(spec.search, args.n_trials or spec.search.n_trials)
     timeout = args.timeout or spec.search.timeout
     if args.worker_index is not None:

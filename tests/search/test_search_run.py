@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 
 import optuna
@@ -11,7 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from runner.cli import main
-from tests.search.conftest import search_spec
+from tests.search.conftest import popen_runner, search_spec
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +79,31 @@ def test_multi_objective_nsga2_minimizes_parameters(workdir: Path, write_spec, m
     sizes = {str(t.params["model.hidden"]): t.values[1] for t in study.trials}
     assert sizes.get("[4]", 129.0) == 129.0
     assert spec.with_name("spec.best.yaml").exists()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_stops_the_study_with_every_run_ended(workdir: Path, write_spec, migrated_tracking_uri: str, workers: str) -> None:  # type: ignore[no-untyped-def]
+    # SIGTERM (a scheduler's stop, `kill`) reaches the command alone, between trials or in one:
+    # the parent and the trial runs end KILLED and --workers' processes stop too.
+    spec = write_spec(search_spec(epochs=2).replace("n_trials: 4", "n_trials: 10000"))
+    child = popen_runner("search", str(spec), "--workers", workers, "--tracking-uri", migrated_tracking_uri, cwd=workdir)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_runs_or_none(migrated_tracking_uri)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130
+    runs = _runs(migrated_tracking_uri, "tinysearch")
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.status == "KILLED"
+
+
+def _runs_or_none(uri: str) -> list:  # type: ignore[type-arg]
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("tinysearch")
+    return [] if experiment is None else client.search_runs([experiment.experiment_id])
