@@ -87,20 +87,22 @@ def prepare(run_id: str, uri: str, *, member: bool = False) -> tuple[Spec, Resum
     if not member and any(tag in record.tags for tag in MEMBER_TAGS):
         parent = record.tags.get("mlflow.parentRunId", "")
         raise ResumeError(f"run {run_id} is a member of run {parent}; resume that: runner run --resume {parent}")
-    parent = any(tag in record.tags for tag in PARENT_TAGS)
+    of_members = any(tag in record.tags for tag in PARENT_TAGS)
     with tempfile.TemporaryDirectory(prefix="specrun-resume-") as scratch:
         fetched = tracking.download_artifact(uri, run_id, "spec.resolved.yaml", Path(scratch))
-        if fetched is None and parent:
+        if fetched is None and of_members:
             raise ResumeError(f"run {run_id} was started by a specrun that could not resume its members; run its spec again")
         if fetched is None:
             raise ResumeError(f"run {run_id} has no spec.resolved.yaml artifact; was it started by `runner run`?")
         spec = validate_data(Source(data=yaml.safe_load(fetched.read_text())))
 
     differences = provenance.environment_differences(record.tags)
-    if parent:
+    if of_members:
+        from runner.cv import PARALLEL_TAG
+
         seeds = int(record.tags.get("specrun.seeds", "1"))
         children = tracking.child_runs(uri, run_id)
-        parallel = record.tags.get("specrun.cv.parallel") != "false"
+        parallel = record.tags.get(PARALLEL_TAG) != "false"
         return spec, MembersResume(
             run_id, uri, seeds, parallel, children, _find_checkpoint(uri, run_id), record.tags.get("specrun.data_sha256"), differences,
         )
