@@ -31,17 +31,24 @@ def load_source(file: FilePath, sets: Iterable[str] = (), _chain: tuple[FilePath
         parent = data.pop("extends")
         where = source.values.get(("extends",), Location(str(file)))
         base_file = (file.parent / str(parent)).resolve()
+        # A chain that cannot be followed leaves nothing to validate (data None): the keys the
+        # base would give would only be reported missing.
         if base_file in _chain or len(_chain) >= _MAX_EXTENDS_DEPTH:
             source.problems.append(Problem(where, "extends", f"circular or too deep: {parent}"))
+            source.data = None
         elif not isinstance(parent, str):
             source.problems.append(Problem(where, "extends", "must be a path to another spec"))
+        elif not base_file.is_file():
+            source.problems.append(Problem(where, "extends", f"cannot read {parent}: no such file ({base_file})"))
+            source.data = None
         else:
             base = load_source(base_file, (), (*_chain, file.resolve()))
-            source = merge(base, source)
+            source = merge(base, source) if base.data is not None else Source(None, problems=[*base.problems, *source.problems])
     elif source.data is not None and not isinstance(source.data, dict):
         source.problems.append(Problem(source.locate(()), "", "a spec must be a mapping of keys to values"))
         source.data = {}
-    apply_sets(source, list(sets))
+    if source.data is not None:
+        apply_sets(source, list(sets))
     return source
 
 

@@ -103,7 +103,7 @@ def read(file: FilePath) -> Source:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as error:
-        source = Source(data={})
+        source = Source(data=None)  # nothing to validate: missing keys would only echo this
         source.problems.append(Problem(Location(str(file)), "", f"cannot read: {error.strerror}"))
         return source
     return parse(text, str(file))

@@ -136,7 +136,14 @@ def test_errors_in_a_base_point_at_the_base_file(write_spec: Callable[..., Path]
 def test_circular_extends_is_an_error(write_spec: Callable[..., Path]) -> None:
     write_spec("extends: b.yaml\nname: a\n", name="a.yaml")
     b = write_spec("extends: a.yaml\nname: b\n", name="b.yaml")
-    assert any("circular" in p for p in problems(b))
+    found = problems(b)
+    assert len(found) == 1 and "circular" in found[0]  # not also every key the chain would give
+
+
+def test_a_missing_base_or_file_is_the_one_problem_reported(write_spec: Callable[..., Path], tmp_path: Path) -> None:
+    child = write_spec("extends: nope.yaml\nname: child\n", name="child.yaml")
+    assert problems(child, ("seed=3",)) == [f"{child}:1:10: extends: cannot read nope.yaml: no such file ({tmp_path / 'nope.yaml'})"]
+    assert problems(tmp_path / "absent.yaml") == [f"{tmp_path / 'absent.yaml'}: cannot read: No such file or directory"]
 
 
 def test_float_without_dot_is_a_float(write_spec: Callable[..., Path]) -> None:
