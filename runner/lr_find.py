@@ -46,14 +46,21 @@ def range_test(
     device: Optional[str] = None,
 ) -> RangeTest:
     """Run the range test for ``spec``; stop when the smoothed loss exceeds ``divergence``
-    times its best, or turns NaN, or after ``steps`` steps from ``start`` to ``end``."""
+    times its best, or turns NaN, or after ``steps`` steps from ``start`` to ``end``. A
+    cross-validated spec is tested on its first fold's training rows."""
     from runner import determinism
     from runner.build import build
-    from runner.data import prepare
+    from runner.data import folds_of, load, prepare, prepare_rows
 
     determinism.set_reproducibility(spec.reproducibility)
     determinism.seed_everything(spec.seed)
-    pipeline = build(spec, prepare(spec), determinism.resolve_device(device or spec.device))
+    if spec.data.split.is_cv:
+        loaded = load(spec)
+        first = folds_of(spec, loaded)[0]
+        data = prepare_rows(spec, loaded, first.train, first.val, first.test)
+    else:
+        data = prepare(spec)
+    pipeline = build(spec, data, determinism.resolve_device(device or spec.device))
     model, optimizer, head = pipeline.model, pipeline.optimizer, pipeline.head
     factor = (end / start) ** (1 / max(steps - 1, 1))
     order_rng = torch.Generator().manual_seed(spec.seed)

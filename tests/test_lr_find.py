@@ -3,6 +3,7 @@ divergence, suggests a tenth of it, plots the curve and logs it to MLflow."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -49,3 +50,10 @@ def test_cli_plots_and_logs_the_curve(write_spec: Callable[..., Path], workdir: 
     assert history[0].value == pytest.approx(1e-6) and len(history) > 10
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["lr.png"]
     assert main(["lr-find", str(spec), "--start", "1", "--end", "0.1", "--no-track"]) == 2
+
+
+def test_a_cross_validated_spec_is_tested_on_its_first_folds_training_rows(write_spec: Callable[..., Path]) -> None:
+    # (It was refused: such a spec has no single training part.)
+    folds = load_spec(write_spec(SPEC.replace("split: {test: 0.2}", "split: {folds: 5}"), name="folds.yaml"))
+    result = range_test(folds, steps=20)
+    assert len(result.rates) == 20 and all(math.isfinite(loss) for loss in result.losses)
