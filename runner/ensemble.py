@@ -292,6 +292,8 @@ def train_batched(
     active = [True] * k
     last_epoch = [0] * k
 
+    # 2b) The batch's checkpoint: what the loop carries from one epoch to the next, saved
+    #     after an epoch and, for a resumed parent run, put back before the first.
     history_texts = [checkpoint.HistoryText() for _ in range(k)]
 
     def state_after(epoch: int) -> dict[str, Any]:
