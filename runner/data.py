@@ -11,6 +11,7 @@ import numpy as np
 import registry
 from registry import Table, Task, reconstruction
 from runner import splits
+from runner.spec.checks import class_index
 from runner.spec.schema import Spec
 
 
@@ -87,8 +88,8 @@ def _check_class_indices(spec: Spec, task: Task) -> None:
     if spec.search is not None:
         watched += spec.search.metric if isinstance(spec.search.metric, list) else [spec.search.metric]
     for name in watched:
-        index = name.rpartition("/")[2]
-        if index.isdigit() and task.n_classes > 0 and int(index) >= task.n_classes:
+        index = class_index(name)[1]
+        if index is not None and task.n_classes > 0 and index >= task.n_classes:
             raise DataError(f"{name!r} is the value of class {index}, but the data have {task.n_classes} classes (0 to {task.n_classes - 1})")
 
 

@@ -18,6 +18,7 @@ import torch
 from runner import checkpoint, determinism, distributed
 from runner.batches import Batches, sizes
 from runner.build import Pipeline, Tensors
+from runner.spec.checks import class_index
 from runner.spec.schema import TrainSpec
 
 _EVAL_CHUNK = 8192
@@ -120,11 +121,8 @@ class _EarlyStopping:
 def _maximize(monitor: str, pipeline: Pipeline, mode: str) -> bool:
     if mode != "auto":
         return mode == "max"
-    name = monitor.split("/", 1)[-1]
-    metric, _, index = name.rpartition("/")
-    if index.isdigit():  # one class's value of a per-class metric: recall/2 is recall's
-        name = metric
-    return pipeline.higher_is_better.get(name, False)
+    metric, _ = class_index(monitor)  # one class's value of a per-class metric: recall's
+    return pipeline.higher_is_better.get(metric.split("/", 1)[-1], False)
 
 
 def train_one(

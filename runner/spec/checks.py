@@ -5,7 +5,7 @@ A check returns ``(path, message)`` pairs; the loader locates them in the YAML.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import registry
 from registry._registry import closest
@@ -78,10 +78,17 @@ def logged_names(spec: Spec) -> set[str]:
     return per_epoch | final
 
 
+def class_index(name: str) -> tuple[str, Optional[int]]:
+    """``val/recall/3`` -> ``("val/recall", 3)``, one class's value of a per-class metric;
+    any other name -> ``(name, None)``."""
+    metric, _, index = name.rpartition("/")
+    return (metric, int(index)) if index.isdigit() else (name, None)
+
+
 def is_logged(name: str, names: set[str]) -> bool:
     """``name`` is one of ``names``, where ``val/recall/<class>`` stands for ``val/recall/0``, ..."""
-    metric, _, index = name.rpartition("/")
-    return name in names or (index.isdigit() and f"{metric}/{PER_CLASS}" in names)
+    metric, index = class_index(name)
+    return name in names or (index is not None and f"{metric}/{PER_CLASS}" in names)
 
 
 def _unlogged_hint(name: str, names: set[str]) -> str:
