@@ -72,6 +72,10 @@ def make_pruner(pruner: PrunerSpec, epochs: int) -> "optuna.pruners.BasePruner":
     return pruners.NopPruner()
 
 
+#: How many processes have run the study (its first draws with the spec's seed alone).
+STARTS_ATTR = "specrun_starts"
+
+
 def open_study(
     spec: Spec, name: str, storage: "optuna.storages.BaseStorage", seed: Optional[int]
 ) -> "optuna.Study":
@@ -88,16 +92,18 @@ def open_study(
         directions=directions,
         load_if_exists=True,
     )
-    earlier = len(study.get_trials(deepcopy=False)) if seed is not None else 0
-    if earlier:
-        # Seeded as when the study began, the sampler would draw the values of its first trials again.
-        study.sampler = make_sampler(spec.search, continued_seed(seed, earlier))  # type: ignore[arg-type]
+    # Every process that runs the study (a resumed one, another terminal, a --workers
+    # worker) counts itself in; seeded as the first, a later one would draw its values again.
+    starts = int(study.user_attrs.get(STARTS_ATTR, 0))
+    study.set_user_attr(STARTS_ATTR, starts + 1)
+    if seed is not None and starts:
+        study.sampler = make_sampler(spec.search, later_seed(seed, starts))
     return study
 
 
-def continued_seed(seed: int, earlier_trials: int) -> int:
-    """The sampler's seed for a study continued after ``earlier_trials`` trials: still
-    reproducible, and not the stream of any other (seed, trial count)."""
+def later_seed(seed: int, starts: int) -> int:
+    """The sampler's seed in the study's ``starts``-th process after the first: reproducible,
+    and not the stream of any other (seed, start)."""
     import numpy as np
 
-    return int(np.random.SeedSequence([seed, earlier_trials]).generate_state(1)[0])
+    return int(np.random.SeedSequence([seed, starts]).generate_state(1)[0])

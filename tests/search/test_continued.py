@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from runner.cli import main
-from tests.search.conftest import search_spec
+from tests.search.conftest import popen_runner, search_spec
 
 #: Every trial's loss overflows in its first step.
 DIVERGING = """\
@@ -50,6 +50,18 @@ def test_a_continued_study_draws_new_values_under_the_same_parent(workdir: Path,
     assert len(rates) == 4 and len(set(rates)) == 4, rates  # the second search did not replay the first's draws
     (parent,) = _parents(migrated_tracking_uri, "tinysearch")
     assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_two_searches_of_one_study_at_once_draw_different_values(workdir: Path, write_spec, migrated_tracking_uri: str) -> None:  # type: ignore[no-untyped-def]
+    # The same command in two terminals: both seeded by the spec alone drew the same values.
+    spec = write_spec(search_spec(epochs=1, sampler="random").replace("n_trials: 4", "n_trials: 6"))
+    searches = [popen_runner("search", str(spec), "--tracking-uri", migrated_tracking_uri, cwd=workdir) for _ in range(2)]
+    for search in searches:
+        search.communicate(timeout=300)
+    assert [s.returncode for s in searches] == [0, 0]
+    rates = [t.params["optimizer.lr"] for t in _trials(workdir, spec, "tinysearch")]
+    assert len(rates) >= 6 and len(set(rates)) == len(rates), rates
 
 
 def test_a_study_outliving_its_tracking_store_gets_a_new_parent_run(workdir: Path, write_spec, migrated_tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
