@@ -8,7 +8,7 @@ used where they exist.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, Optional
 
 from pydantic import Field, model_validator
 

@@ -95,8 +95,6 @@ def test_ovr_members_are_independent_binary_models() -> None:
 
 def test_ovo_of_logistic_members_trains_like_separate_binary_models() -> None:
     # The affine fast path (one map, a row per member) against K(K-1)/2 separate logistic models.
-    import copy
-
     from registry._classical import Decomposition
 
     torch.manual_seed(0)
