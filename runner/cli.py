@@ -283,7 +283,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_members(args: argparse.Namespace, spec: object, resume: object = None) -> int:
     """A cross-validated spec, or ``--seeds N``: one parent run over child runs (or ``resume``,
     a ``MembersResume``: that parent run, continued)."""
-    from runner.cv import run_cv, run_seeds
+    from runner.cv import run_parent
     from runner.data import DataError
     from runner.experiment import RunOptions
     from runner.report import print_summary, write_metrics
@@ -303,10 +303,7 @@ def _run_members(args: argparse.Namespace, spec: object, resume: object = None) 
     )
     seeds = getattr(resume, "seeds", args.seeds)
     try:
-        if seeds > 1:
-            outcome = run_seeds(spec, seeds, options, parallel=not args.sequential, resume=resume)  # type: ignore[arg-type]
-        else:
-            outcome = run_cv(spec, options, parallel=not args.sequential, resume=resume)  # type: ignore[arg-type]
+        outcome = run_parent(spec, seeds, options, parallel=not args.sequential, resume=resume)  # type: ignore[arg-type]
     except DataError as error:
         _error(f"{args.spec}: {error}")
         return EXIT_INVALID

@@ -159,6 +159,21 @@ def run_seeds(
     return run_members(spec, members, options, fingerprint, {"specrun.seeds": str(seeds)}, None, parallel, resume)
 
 
+def run_parent(
+    spec: Spec, seeds: int, options: RunOptions, parallel: bool = True, resume: Optional[MembersResume] = None
+) -> CVOutcome:
+    """``seeds`` > 1: the spec over that many seeds; else its cross-validation folds."""
+    if seeds > 1:
+        return run_seeds(spec, seeds, options, parallel=parallel, resume=resume)
+    return run_cv(spec, options, parallel=parallel, resume=resume)
+
+
+def recorded_members(tags: dict[str, str]) -> tuple[int, bool]:
+    """What a parent run's tags say of its members: the ``--seeds`` count (1: folds), and
+    whether they were to train at once."""
+    return int(tags.get("specrun.seeds", "1")), tags.get(PARALLEL_TAG) != "false"
+
+
 def _nested(spec: Spec, loaded: Loaded, member: Member, outer_train: Any, options: RunOptions) -> Member:
     """An outer fold whose epoch count is the median best epoch of early stopping on its
     inner folds (untracked runs), refitted on all of the fold's training rows."""

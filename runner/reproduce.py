@@ -173,13 +173,10 @@ def print_diff(diffs: list[MetricDiff], original_id: str, new_id: Optional[str])
 
 def rerun_members(original: Original, options: "RunOptions") -> "CVOutcome":
     """A parent run of folds or seeds, run again as it ran: members at once or one by one."""
-    from runner.cv import PARALLEL_TAG, run_cv, run_seeds
+    from runner.cv import recorded_members, run_parent
 
-    tags = original.record.tags
-    parallel = tags.get(PARALLEL_TAG) != "false"
-    if "specrun.seeds" in tags:
-        return run_seeds(original.spec, int(tags["specrun.seeds"]), options, parallel=parallel)
-    return run_cv(original.spec, options, parallel=parallel)
+    seeds, parallel = recorded_members(original.record.tags)
+    return run_parent(original.spec, seeds, options, parallel)
 
 
 def command(run_id: str, uri: Optional[str], device: Optional[str], exact: bool) -> int:

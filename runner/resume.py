@@ -98,11 +98,10 @@ def prepare(run_id: str, uri: str, *, member: bool = False) -> tuple[Spec, Resum
 
     differences = provenance.environment_differences(record.tags)
     if of_members:
-        from runner.cv import PARALLEL_TAG
+        from runner.cv import recorded_members
 
-        seeds = int(record.tags.get("specrun.seeds", "1"))
+        seeds, parallel = recorded_members(record.tags)
         children = tracking.child_runs(uri, run_id)
-        parallel = record.tags.get(PARALLEL_TAG) != "false"
         return spec, MembersResume(
             run_id, uri, seeds, parallel, children, _find_checkpoint(uri, run_id), record.tags.get("specrun.data_sha256"), differences,
         )
