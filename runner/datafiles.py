@@ -56,7 +56,7 @@ def _hash_directory(path: Path) -> tuple[str, int]:
     """DVC's hash of a directory (``<md5>.dir``, as ``dvc add DIR`` records it): the md5 of
     the JSON list of its files' md5s and relative paths, sorted by path; and its size."""
     entries, size = [], 0
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+    for file in (p for p in path.rglob("*") if p.is_file()):
         with file.open("rb") as stream:
             md5, file_size = _hash_stream(stream)
         entries.append({"md5": md5, "relpath": file.relative_to(path).as_posix()})

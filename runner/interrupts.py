@@ -14,6 +14,12 @@ from typing import Any, Callable, Iterator, Optional, Union
 Handler = Union[Callable[[int, Any], Any], int, None]
 
 
+def _catchable() -> list[int]:
+    """SIGINT and SIGTERM, less one ignored by whoever started the process (SIGINT for a
+    background job) or handled outside Python (no handler to put back)."""
+    return [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) not in (signal.SIG_IGN, None)]
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C."""
 
@@ -28,18 +34,13 @@ class Interrupts:
     ignored; outside the main thread, where Python cannot set handlers, nothing changes.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self) -> None:
         self.received: Optional[int] = None
         self._previous: dict[int, Handler] = {}
 
     def __enter__(self) -> "Interrupts":
         if threading.current_thread() is threading.main_thread():
-            self._previous = {
-                signum: signal.signal(signum, self.handle)
-                for signum in self.SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN
-            }
+            self._previous = {signum: signal.signal(signum, self.handle) for signum in _catchable()}
         return self
 
     def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]) -> None:
@@ -70,10 +71,7 @@ def deferred() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-    previous = {
-        signum: signal.signal(signum, lambda signum, frame: held.append(signum))
-        for signum in Interrupts.SIGNALS if signal.getsignal(signum) not in (signal.SIG_IGN, None)
-    }
+    previous = {signum: signal.signal(signum, lambda signum, frame: held.append(signum)) for signum in _catchable()}
     try:
         yield
     finally:
