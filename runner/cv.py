@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from runner import checkpoint, determinism, ensemble, experiment, provenance
 from runner.checkpoint import CheckpointWriter
-from runner.data import DataError, Loaded, PreparedData, folds_of, load, prepare, prepare_rows
+from runner.data import Loaded, PreparedData, check_same_data, folds_of, load, prepare, prepare_rows
 from runner.experiment import RunOptions
 from runner.interrupts import Interrupts
 from runner.progress import progress_for
@@ -206,10 +206,8 @@ def run_members(
     one continues from its checkpoint, the rest are trained (one by one if it trained so)."""
     if resume is not None:
         parallel = parallel and resume.parallel
-    if resume is not None and resume.data_sha256 not in (None, data_sha256):
-        raise DataError(
-            f"the data must be the data run {resume.run_id} started with (sha256 {resume.data_sha256}), but it is now {data_sha256}"
-        )
+    if resume is not None:
+        check_same_data(resume.run_id, resume.data_sha256, data_sha256)
     with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
         folder = Path(scratch)  # outlives the parent run: its files are logged without waiting
         parent = _parent_run(spec, options, data_sha256, {**tags, PARALLEL_TAG: str(parallel).lower()}, folder, resume)

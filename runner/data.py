@@ -82,6 +82,12 @@ class Loaded:
         return self.table.y if self.task.is_classification else None
 
 
+def check_same_data(run_id: str, recorded: Optional[str], fingerprint: str) -> None:
+    """A resumed run must read the data it started with (``recorded``: its data hash)."""
+    if recorded not in (None, fingerprint):
+        raise DataError(f"the data must be the data run {run_id} started with (sha256 {recorded}), but it is now {fingerprint}")
+
+
 def _check_class_indices(spec: Spec, task: Task) -> None:
     """A per-class value to watch (``val/recall/7``) must name a class the data have."""
     watched = [spec.train.early_stopping.monitor] if spec.train.early_stopping is not None else []

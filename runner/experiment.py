@@ -18,7 +18,7 @@ import torch
 from runner import checkpoint, datafiles, determinism, distributed, figures, heap, provenance
 from runner.build import Pipeline, build
 from runner.checkpoint import CheckpointWriter
-from runner.data import DataError, PreparedData, prepare
+from runner.data import PreparedData, check_same_data, prepare
 from runner.interrupts import Interrupts
 from runner.progress import progress_for
 from runner.spec.schema import Spec
@@ -120,11 +120,8 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     # 2) Everything that can reject the input happens before a run exists (or is reopened).
     data = options.data if options.data is not None else prepare(spec)
     data_files = datafiles.records(data.table, spec.data.dataset)
-    if resume is not None and resume.data_sha256 not in (None, data.fingerprint):
-        raise DataError(
-            f"the data must be the data run {resume.run_id} started with (sha256 {resume.data_sha256}), "
-            f"but it is now {data.fingerprint}"
-        )
+    if resume is not None:
+        check_same_data(resume.run_id, resume.data_sha256, data.fingerprint)
     uri = resume.uri if resume is not None else tracking_uri(options.tracking_uri, spec.tracking.uri)
     if options.track and main:
         open_store_early(uri)  # the data can serve the spec: the store may now exist
