@@ -257,6 +257,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         track=not args.no_track,
         spec_file=args.spec,
         resume=resume,
+        log_model=spec.tracking.log_model,
     )
     try:
         outcome = run(spec, options)
@@ -270,7 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         distributed.shutdown()
     if not distributed.is_main():
         return 0
-    print_metrics(spec.name, outcome.metrics, outcome.run_id)
+    print_metrics(spec.name, outcome.metrics, outcome.run_id, outcome.model_uri)
     if args.metrics_out:
         write_metrics(args.metrics_out, outcome.metrics)
     if args.history_out:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import numpy as np
 
@@ -40,6 +40,9 @@ class PreparedData:
     task: Task
     fingerprint: str
     table: Table
+    #: The spec's transforms, fitted on the training rows, in order: a model logged for use
+    #: applies them to raw inputs as training did (``runner/served.py``).
+    transforms: list[Any] = field(default_factory=list)
 
 
 def fingerprint(table: Table) -> str:
@@ -128,15 +131,17 @@ def prepare_rows(
         test = Part(table.x[test_rows], table.y[test_rows])
 
     # Fit each transform on the training rows only, then apply it to every part.
+    fitted = []
     for transform_spec in spec.data.transforms:
         transform = registry.TRANSFORMS.get(transform_spec.type).builder(transform_spec)
         train.x = np.asarray(transform.fit_transform(train.x), dtype=np.float32)
         for part in (val, test):
             if part is not None:
                 part.x = np.asarray(transform.transform(part.x), dtype=np.float32)
+        fitted.append(transform)
     if spec.data.target == "input":
         reconstruction.targets_from_inputs((train, val, test))
-    return PreparedData(train, val, test, loaded.task, loaded.fingerprint, table)
+    return PreparedData(train, val, test, loaded.task, loaded.fingerprint, table, fitted)
 
 
 def split_error(n: int, split: object, error: ValueError) -> DataError:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
+import numpy as np
 import torch
 
-from runner import checkpoint, datafiles, determinism, distributed, figures, heap, provenance
+from runner import checkpoint, datafiles, determinism, distributed, figures, heap, provenance, served
 from runner.build import Pipeline, build
 from runner.checkpoint import CheckpointWriter
 from runner.data import PreparedData, check_same_data, prepare
@@ -55,6 +56,9 @@ class RunOptions:
     #: Train with this instead of ``train_one``: ``trainer(pipeline, reporter) -> RunResult``
     #: (fold-parallel training hands in each fold's result, computed for all folds at once).
     trainer: Optional[Callable[[Pipeline, Any], RunResult]] = None
+    #: Log the trained model as an MLflow model (``runner/served.py``): a run the user keeps,
+    #: not a fold, seed or trial, each of which would pay seconds for a model nobody serves.
+    log_model: bool = False
 
 
 @dataclass
@@ -64,6 +68,8 @@ class RunOutcome:
     metrics: dict[str, float]
     #: Trainable parameters of the model (logged as the metric ``model/params``).
     parameters: int = 0
+    #: ``runs:/<id>/model`` when the run logged its model for use (``RunOptions.log_model``).
+    model_uri: Optional[str] = None
 
 
 class RunStopped(Exception):
@@ -161,6 +167,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     # 4) Checkpoints belong to a run (they are resumed through it): none when untracked.
     writer = _RunCheckpoints(tracker, spec_sha256) if tracked and spec.train.checkpoint_every > 0 else None
 
+    model_uri: Optional[str] = None
     with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
         workdir = Path(scratch)
         if resume is None and tracked:
@@ -189,7 +196,12 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
                     (workdir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
                     torch.save(pipeline.model.state_dict(), workdir / "weights.pt")
                     tracker.log_artifact(workdir / "metrics.json", kept=True)
-                    tracker.log_artifact(workdir / "weights.pt", "model", kept=True)
+                    tracker.log_artifact(workdir / "weights.pt", served.ARTIFACT_PATH, kept=True)
+                    if options.log_model:
+                        model_dir = workdir / "mlflow-model"
+                        served.save(served.served_model(spec, pipeline, data), np.ascontiguousarray(data.table.x[:5]), model_dir)
+                        tracker.log_artifact(model_dir, served.ARTIFACT_PATH, kept=True)
+                        model_uri = f"runs:/{tracker.run_id}/{served.ARTIFACT_PATH}"
                     figures.log_figures(pipeline, workdir, tracker)
                 tracker.end("FINISHED")
             except BaseException as error:
@@ -201,7 +213,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     # 5) A finished run's last checkpoint stays in MLflow; the local copy has served its purpose.
     if writer is not None:
         shutil.rmtree(writer.directory(), ignore_errors=True)
-    return RunOutcome(tracker.run_id, result, metrics, parameters)
+    return RunOutcome(tracker.run_id, result, metrics, parameters, model_uri)
 
 
 def _run_tags(

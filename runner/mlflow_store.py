@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 from typing import Any, Iterator, Optional, Sequence
 
 #: ``(key, value, timestamp in ms, step)``, as ``mlflow.entities.Metric`` takes them.
@@ -190,8 +191,13 @@ class MlflowStore:
         return run_id
 
     def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str], kept: bool = False) -> None:
-        """Stored when this returns (``kept``: that the caller keeps the file until the run ends, unused here)."""
-        self._runs[run_id][1].log_artifact(path, artifact_path)
+        """Stored when this returns (``kept``: that the caller keeps the file until the run ends,
+        unused here). A directory is stored with its contents under ``artifact_path``."""
+        repository = self._runs[run_id][1]
+        if os.path.isdir(path):
+            repository.log_artifacts(path, artifact_path)
+        else:
+            repository.log_artifact(path, artifact_path)
 
     def wait(self) -> None:
         """Every write here is done when its call returns."""

@@ -24,8 +24,8 @@ def write_metrics(path: Path, metrics: dict[str, float]) -> None:
     path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
-def print_metrics(name: str, metrics: dict[str, float], run_id: Optional[str]) -> None:
-    """The final metrics of a run, and where to find it in MLflow."""
+def print_metrics(name: str, metrics: dict[str, float], run_id: Optional[str], model_uri: Optional[str] = None) -> None:
+    """The final metrics of a run, and where to find it (and the model it logged) in MLflow."""
     from rich.table import Table
 
     table = Table(title=f"{name}: final metrics")
@@ -37,6 +37,8 @@ def print_metrics(name: str, metrics: dict[str, float], run_id: Optional[str]) -
     console.print(table)
     if run_id:
         console.print(f"MLflow run: {run_id}")
+    if model_uri:
+        console.print(f"MLflow model: {model_uri}", soft_wrap=True)
 
 
 def print_summary(name: str, outcome: Any) -> None:

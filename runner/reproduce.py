@@ -207,7 +207,8 @@ def command(run_id: str, uri: Optional[str], device: Optional[str], exact: bool)
             print(f"  {refusal}", file=sys.stderr)
         return 2
     options = RunOptions(
-        tracking_uri=uri, experiment=original.record.experiment, device=device, extra_tags={REPRODUCES_TAG: run_id}
+        tracking_uri=uri, experiment=original.record.experiment, device=device, extra_tags={REPRODUCES_TAG: run_id},
+        log_model=original.spec.tracking.log_model,
     )
     try:
         outcome = rerun_members(original, options) if original.members else run(original.spec, options)

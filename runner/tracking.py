@@ -297,8 +297,9 @@ class MlflowTracker:
             self._store.log_batch(self._id, tags=items[i : i + batch_limit])
 
     def log_artifact(self, path: Path, artifact_path: Optional[str] = None, *, kept: bool = False) -> None:
-        """Stored by the time this returns; ``kept``: the caller leaves the file as it is until
-        the run has ended, so the tracking process may store it meanwhile (``end`` waits)."""
+        """Stored by the time this returns (a directory with its contents); ``kept``: the caller
+        leaves it as it is until the run has ended, so the tracking process may store it
+        meanwhile (``end`` waits)."""
         self._store.log_artifact(self._id, str(path), artifact_path, kept)
 
     def disown(self) -> None:

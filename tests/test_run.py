@@ -45,7 +45,8 @@ def test_run_logs_params_metrics_artifacts_and_tags(workdir: Path, write_spec: C
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"spec.resolved.yaml", "metrics.json", "model"} <= artifacts
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/weights.pt"]
+    # The weights, and beside them the MLflow model for use (tests/test_served.py).
+    assert {"model/weights.pt", "model/MLmodel", "model/data", "model/code"} <= {a.path for a in client.list_artifacts(run.info.run_id, "model")}
 
     tags = run.data.tags
     assert len(tags["specrun.spec_sha256"]) == 64 and len(tags["specrun.data_sha256"]) == 64

@@ -227,6 +227,11 @@ class TrackingSpec(Strict):
     uri: Optional[str] = Field(None, description="Tracking URI; default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db.")
     run_name: Optional[str] = None
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for the run.")
+    log_model: bool = Field(
+        True,
+        description="Log the trained model for use, as an MLflow model under 'model' (transforms, network, "
+        "output link); a run of `runner run` only: folds, seeds and search trials log their weights.",
+    )
 
 
 def _comparison_shorthand(value: Any) -> Any:
