@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -92,3 +93,35 @@ def default_sigint() -> Iterator[None]:
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+#: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the project ships psycopg2.
+PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def pg_urls() -> Iterator[tuple[str, str]]:
+    """Two PostgreSQL URLs, for Optuna and for MLflow, each in a fresh schema dropped
+    afterwards (the two must not share one: both keep an ``alembic_version`` table).
+    Skipped when the server is absent, unless SPECRUN_REQUIRE_PG=1 (then it fails)."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        connection = psycopg2.connect(PG_DSN, connect_timeout=3)
+    except psycopg2.OperationalError as error:
+        if os.environ.get("SPECRUN_REQUIRE_PG") == "1":
+            pytest.fail(f"SPECRUN_REQUIRE_PG=1 but PostgreSQL at 127.0.0.1:5432 (db test) is unreachable: {error}")
+        pytest.skip(f"needs PostgreSQL at 127.0.0.1:5432, db test (unreachable: {str(error).strip()})")
+    connection.autocommit = True
+    schemas = [f"specrun_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    with connection.cursor() as cursor:
+        for schema in schemas:
+            cursor.execute(f"CREATE SCHEMA {schema}")
+    try:
+        optuna_url, mlflow_url = (f"{PG_URL}?options=-csearch_path%3D{schema}" for schema in schemas)
+        yield optuna_url, mlflow_url
+    finally:
+        with connection.cursor() as cursor:
+            for schema in schemas:
+                cursor.execute(f"DROP SCHEMA {schema} CASCADE")
+        connection.close()

@@ -1,21 +1,13 @@
-"""Search fixtures: a small searchable spec, and a fresh PostgreSQL schema per test."""
+"""Search fixtures: a small searchable spec, and runner in a child process (``pg_urls``, the
+fresh PostgreSQL schemas, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-from typing import Iterator
-
-import pytest
 
 from tests.conftest import ROOT, subprocess_env
-
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-#: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the project ships psycopg2.
-PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
 #: A spec whose trials take about a second: breast cancer, a tiny MLP, a few epochs.
 SEARCH_SPEC = """\
@@ -63,31 +55,4 @@ def popen_runner(*args: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-@pytest.fixture
-def pg_urls() -> Iterator[tuple[str, str]]:
-    """Two PostgreSQL URLs, for Optuna and for MLflow, each in a fresh schema dropped
-    afterwards (the two must not share one: both keep an ``alembic_version`` table).
-    Skipped when the server is absent, unless SPECRUN_REQUIRE_PG=1 (then it fails)."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    try:
-        connection = psycopg2.connect(PG_DSN, connect_timeout=3)
-    except psycopg2.OperationalError as error:
-        if os.environ.get("SPECRUN_REQUIRE_PG") == "1":
-            pytest.fail(f"SPECRUN_REQUIRE_PG=1 but PostgreSQL at 127.0.0.1:5432 (db test) is unreachable: {error}")
-        pytest.skip(f"needs PostgreSQL at 127.0.0.1:5432, db test (unreachable: {str(error).strip()})")
-    connection.autocommit = True
-    schemas = [f"specrun_{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    with connection.cursor() as cursor:
-        for schema in schemas:
-            cursor.execute(f"CREATE SCHEMA {schema}")
-    try:
-        optuna_url, mlflow_url = (f"{PG_URL}?options=-csearch_path%3D{schema}" for schema in schemas)
-        yield optuna_url, mlflow_url
-    finally:
-        with connection.cursor() as cursor:
-            for schema in schemas:
-                cursor.execute(f"DROP SCHEMA {schema} CASCADE")
-        connection.close()
-
-
-__all__ = ["ROOT", "pg_urls", "popen_runner", "runner", "search_spec"]
+__all__ = ["ROOT", "popen_runner", "runner", "search_spec"]
