@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,10 +199,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
                     tracker.log_artifact(workdir / "metrics.json", kept=True)
                     tracker.log_artifact(workdir / "weights.pt", served.ARTIFACT_PATH, kept=True)
                     if options.log_model:
-                        model_dir = workdir / "mlflow-model"
-                        served.save(served.served_model(spec, pipeline, data), np.ascontiguousarray(data.table.x[:5]), model_dir)
-                        tracker.log_artifact(model_dir, served.ARTIFACT_PATH, kept=True)
-                        model_uri = f"runs:/{tracker.run_id}/{served.ARTIFACT_PATH}"
+                        model_uri = _log_model_for_use(spec, pipeline, data, workdir, tracker)
                     figures.log_figures(pipeline, workdir, tracker)
                 tracker.end("FINISHED")
             except BaseException as error:
@@ -214,6 +212,22 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     if writer is not None:
         shutil.rmtree(writer.directory(), ignore_errors=True)
     return RunOutcome(tracker.run_id, result, metrics, parameters, model_uri)
+
+
+def _log_model_for_use(spec: Spec, pipeline: Pipeline, data: PreparedData, workdir: Path, tracker: Tracker) -> Optional[str]:
+    """Log the MLflow model for use (``runner/served.py``); its ``runs:/`` URI, or None when
+    it cannot be saved (a component whose objects do not pickle): that costs the finished
+    run its model, not its status, so it is a warning and the tag ``specrun.model_error``."""
+    directory = workdir / "mlflow-model"
+    try:
+        served.save(served.served_model(spec, pipeline, data), np.ascontiguousarray(data.table.x[:5]), directory)
+    except Exception as error:
+        reason = f"the model could not be logged for use ({type(error).__name__}: {error})"[:1000]
+        print(f"runner: warning: {reason}; its weights are in model/weights.pt", file=sys.stderr)
+        tracker.set_tags({"specrun.model_error": reason})
+        return None
+    tracker.log_artifact(directory, served.ARTIFACT_PATH, kept=True)
+    return f"runs:/{tracker.run_id}/{served.ARTIFACT_PATH}"
 
 
 def _run_tags(

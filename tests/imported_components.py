@@ -1,9 +1,13 @@
-"""A component outside the registry, named from a spec as ``tests.imported_components:tiny``
-(used by tests/test_allow_imports.py)."""
+"""Components outside the registry, named from a spec as ``tests.imported_components:tiny``
+(used by tests/test_allow_imports.py) and ``...:unpicklable`` (tests/test_served.py)."""
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from pydantic import Field
+from sklearn.base import BaseEstimator, TransformerMixin
 from torch import nn
 
 from registry import Params
@@ -19,3 +23,21 @@ def tiny(params: TinyParams, in_shape: tuple[int, ...], out_features: int) -> nn
 
 
 tiny.Params = TinyParams  # type: ignore[attr-defined]
+
+
+class _Locked(BaseEstimator, TransformerMixin):
+    """The identity, holding a lock: a fitted transform that cannot be pickled."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def fit(self, x: Any, y: Any = None) -> "_Locked":
+        return self
+
+    def transform(self, x: Any) -> Any:
+        return x
+
+
+def unpicklable(params: Params) -> TransformerMixin:
+    """A transform whose fitted object does not pickle (tests/test_served.py)."""
+    return _Locked()

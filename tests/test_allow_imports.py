@@ -26,8 +26,9 @@ metrics: [accuracy]
 
 
 def test_a_reference_without_the_flag_is_an_error_that_says_so(
-    write_spec: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+    write_spec: Callable[..., Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delitem(sys.modules, "tests.imported_components", raising=False)  # as an earlier test may have left it
     assert main(["validate", str(write_spec(SPEC.replace("WIDTH", "3")))]) == 2
     err = capsys.readouterr().err
     assert "model.type: 'tests.imported_components:tiny' is a Python import reference" in err

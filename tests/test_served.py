@@ -142,3 +142,17 @@ def test_an_image_model_takes_images_and_a_regression_model_answers_values(
         model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
         assert model.metadata.get_input_schema().inputs[0].shape == shape
         assert model.predict(np.zeros((2, *shape[1:]), dtype=np.float32)).shape == answer
+
+
+def test_a_model_that_cannot_be_saved_costs_the_run_its_model_not_its_status(
+    write_spec: Callable[..., Path], migrated_tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = SPEC.replace("transforms: [standardize]", 'transforms: [standardize, "tests.imported_components:unpicklable"]')
+    assert main(["run", str(write_spec(text)), "--tracking-uri", migrated_tracking_uri, "--allow-imports"]) == 0
+    out, err = capsys.readouterr()
+    assert "runner: warning: the model could not be logged for use (TypeError: cannot pickle '_thread.lock' object" in " ".join(err.split())
+    assert "MLflow model" not in out
+    client = MlflowClient(migrated_tracking_uri)
+    run = client.get_run(_only_run_id(migrated_tracking_uri))
+    assert run.info.status == "FINISHED" and "_thread.lock" in run.data.tags["specrun.model_error"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/weights.pt"]
