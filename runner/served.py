@@ -11,6 +11,7 @@ dataset gives, exactly as the run's test metrics were computed.
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -92,6 +93,9 @@ def save(model: ServedModel, example: np.ndarray, directory: Path) -> None:
     with torch.no_grad():
         answer = model(torch.from_numpy(example)).numpy()
     root = Path(__file__).resolve().parent.parent
+    # MLflow 3 would torch.export by default; MLflow 2 always pickles (and hands unknown
+    # keywords to torch.save).
+    pickled = {"serialization_format": "pickle"} if "serialization_format" in inspect.signature(mlflow.pytorch.save_model).parameters else {}
     # MLflow warns on every pickled save that unpickling runs code: true of every pickle,
     # chosen here on purpose, and said once in the README rather than after every run.
     mlflow_log = logging.getLogger("mlflow.pytorch")
@@ -102,7 +106,7 @@ def save(model: ServedModel, example: np.ndarray, directory: Path) -> None:
             model,
             str(directory),
             signature=infer_signature(example, answer),
-            serialization_format="pickle",
+            **pickled,
             code_paths=[str(root / "runner"), str(root / "registry")],
             pip_requirements=_requirements(),
         )
