@@ -13,6 +13,8 @@ import logging
 import os
 from typing import Any, Iterator, Optional, Sequence
 
+from runner import db_lock
+
 #: ``(key, value, timestamp in ms, step)``, as ``mlflow.entities.Metric`` takes them.
 MetricRow = tuple[str, float, int, int]
 #: ``(key, value)`` of a param or a tag.
@@ -49,16 +51,19 @@ def _client(uri: str) -> Any:
 @contextlib.contextmanager
 def _creating(uri: str) -> Iterator[None]:
     """Runs started together on a new store would each create and migrate its tables, and
-    all but one fail ("duplicate column name" on SQLite, a duplicate key in ``pg_type`` on
-    PostgreSQL): the first opening in each process holds a lock the others wait for."""
-    scheme = uri.split(":", 1)[0].split("+", 1)[0]
-    if scheme == "sqlite" and uri.startswith("sqlite:///"):
+    all but one fail ("duplicate column name" on SQLite and MySQL, a duplicate key in
+    ``pg_type`` on PostgreSQL): the first opening in each process holds a lock the others
+    wait for: on the SQLite file, or the database's own (``runner/db_lock.py``)."""
+    if uri.startswith("sqlite:///"):
         with _file_lock(uri.removeprefix("sqlite:///").split("?")[0]):
             yield
-    elif scheme in ("postgresql", "postgres"):
-        with _advisory_lock(uri):
-            yield
-    else:
+        return
+    with contextlib.ExitStack() as held:
+        if db_lock.supports(uri):
+            try:
+                held.enter_context(db_lock.holding(uri, "mlflow-store"))
+            except Exception:  # a missing driver, an unreachable server: MLflow says so better
+                pass
         yield
 
 
@@ -76,31 +81,6 @@ def _file_lock(path: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-#: The PostgreSQL advisory lock held while a store is first opened (any 64-bit key that
-#: other applications of the database are unlikely to take).
-_ADVISORY_KEY = 0x5EC2_0C4E_A7E5
-
-
-@contextlib.contextmanager
-def _advisory_lock(uri: str) -> Iterator[None]:
-    """A session advisory lock of the database, on a connection of its own (closed, so
-    released, at the end, also if this process dies)."""
-    import sqlalchemy
-
-    try:
-        engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool)
-        connection = engine.connect()
-    except Exception:  # a missing driver, an unreachable server: MLflow says so better
-        yield
-        return
-    try:
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _ADVISORY_KEY})
-        yield
-    finally:
-        connection.close()
-        engine.dispose()
 
 
 class DeletedExperiment(ValueError):

@@ -125,3 +125,34 @@ def pg_urls() -> Iterator[tuple[str, str]]:
             for schema in schemas:
                 cursor.execute(f"DROP SCHEMA {schema} CASCADE")
         connection.close()
+
+
+MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306"
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A URL of a fresh MySQL/MariaDB database, dropped afterwards. Skipped when the server
+    or pymysql is absent, unless SPECRUN_REQUIRE_MYSQL=1 (then it fails)."""
+    required = os.environ.get("SPECRUN_REQUIRE_MYSQL") == "1"
+    try:
+        import pymysql
+    except ImportError:
+        if required:
+            pytest.fail("SPECRUN_REQUIRE_MYSQL=1 but pymysql is not installed (pip install -e '.[dev]')")
+        pytest.skip("needs pymysql: pip install -e '.[dev]'")
+    try:
+        connection = pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=3, autocommit=True)
+    except pymysql.err.OperationalError as error:
+        if required:
+            pytest.fail(f"SPECRUN_REQUIRE_MYSQL=1 but MySQL/MariaDB at 127.0.0.1:3306 (root) is unreachable: {error}")
+        pytest.skip(f"needs MySQL or MariaDB at 127.0.0.1:3306, user root without a password (unreachable: {error})")
+    database = f"specrun_{uuid.uuid4().hex[:12]}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {database}")
+    try:
+        yield f"{MYSQL_URL}/{database}"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE {database}")
+        connection.close()

@@ -189,13 +189,20 @@ def test_the_collector_is_left_alone_when_called_from_python() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "store", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), pytest.param("mysql", marks=pytest.mark.mysql)]
+)
 def test_runs_started_together_on_a_new_store_all_land(write_spec: Callable[..., Path], tmp_path: Path, store: str, request: pytest.FixtureRequest) -> None:
     # Each would create and migrate the new store's tables; all but one failed ("duplicate
-    # column" on SQLite, a duplicate key in pg_type on PostgreSQL: many workers, one new database).
+    # column" on SQLite and MySQL, a duplicate key in pg_type on PostgreSQL): many workers,
+    # one new database.
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'new.db'}" if store == "sqlite" else request.getfixturevalue("pg_urls")[1]
+    uri = {
+        "sqlite": lambda: f"sqlite:///{tmp_path / 'new.db'}",
+        "postgresql": lambda: request.getfixturevalue("pg_urls")[1],
+        "mysql": lambda: request.getfixturevalue("mysql_url"),
+    }[store]()
     spec = write_spec()
     children = [
         subprocess.Popen(

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
+from runner import db_lock
+
 if TYPE_CHECKING:
     import optuna
-    import sqlalchemy
     from optuna.trial import FrozenTrial
 
 #: Told about each trial whose worker stopped beating, before it is re-queued.
@@ -124,8 +123,9 @@ def open_storage(url: StorageUrl, on_stale: Optional[StaleCallback] = None) -> "
 def lock(url: StorageUrl, name: str) -> Iterator[None]:
     """A lock all workers of a storage share, held while one sets up the study (tables,
     MLflow parent run) or counts its trials and starts one, so that together they start
-    exactly ``n_trials``: a file lock beside a journal, an advisory lock in PostgreSQL.
-    Other databases get none (workers may then overshoot by one trial each)."""
+    exactly ``n_trials``: a file lock beside a journal, the database's own lock in
+    PostgreSQL and MySQL (``runner/db_lock.py``). Other databases get none (workers may
+    then overshoot by one trial each)."""
     if url.kind == "journal":
         Path(url.target).parent.mkdir(parents=True, exist_ok=True)
         # Not `<journal>.lock`: that name is the journal backend's own lock file.
@@ -136,25 +136,11 @@ def lock(url: StorageUrl, name: str) -> Iterator[None]:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return
-    if not url.target.startswith("postgresql"):
+    if not db_lock.supports(url.target):
         yield
         return
-    import sqlalchemy
-
-    key = int.from_bytes(hashlib.sha256(f"specrun:{name}".encode()).digest()[:8], "big", signed=True)
-    with _lock_engine(url.target).connect() as connection:
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        try:
-            yield
-        finally:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-
-
-@functools.cache
-def _lock_engine(url: str) -> "sqlalchemy.engine.Engine":
-    import sqlalchemy
-
-    return sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    with db_lock.holding(url.target, name):
+        yield
 
 
 __all__ = ["HEARTBEAT_INTERVAL", "GRACE_PERIOD", "StorageError", "StorageUrl", "lock", "open_storage", "parse"]

@@ -48,9 +48,14 @@ def test_sqlite_storage_refuses_parallel_workers(workdir: Path, write_spec, caps
     assert not (workdir / "study.db").exists()
 
 
-@pytest.mark.postgres
-def test_two_workers_share_one_postgresql_study(workdir: Path, write_spec, pg_urls: tuple[str, str]) -> None:  # type: ignore[no-untyped-def]
-    storage, mlflow_db = pg_urls
+@pytest.mark.parametrize("database", [pytest.param("postgresql", marks=pytest.mark.postgres), pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_two_workers_share_one_database_study(workdir: Path, write_spec, database: str, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
+    """Two machines, as far as the study can tell: they meet only in the database (MLflow's
+    store on PostgreSQL too, new to both; on MySQL, a file of this machine)."""
+    if database == "postgresql":
+        storage, mlflow_db = request.getfixturevalue("pg_urls")
+    else:
+        storage, mlflow_db = request.getfixturevalue("mysql_url"), request.getfixturevalue("migrated_tracking_uri")
     spec = write_spec(search_spec(epochs=1))
     args = ["search", str(spec), "--storage", storage, "--study", "shared", "--n-trials", "5", "--tracking-uri", mlflow_db]
     workers = [popen_runner(*args, cwd=workdir) for _ in range(2)]
