@@ -21,6 +21,7 @@ from runner import checkpoint, datafiles, determinism, distributed, figures, hea
 from runner.build import Pipeline, build
 from runner.checkpoint import CheckpointWriter
 from runner.data import PreparedData, check_same_data, prepare
+from runner.dataset_input import dataset_row
 from runner.interrupts import Interrupts
 from runner.progress import progress_for
 from runner.spec.schema import Spec
@@ -164,6 +165,8 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     if resume is None and tracked:
         tracker.log_metrics({"model/params": float(parameters)}, step=0)
         tracker.log_params(flatten(resolved))  # with the held metric: one write
+        parts = {"train": len(data.train), "val": 0 if data.val is None else len(data.val), "test": len(data.test)}
+        tracker.log_dataset(dataset_row(spec.data.dataset, data.table, data.fingerprint, data_files, parts))
 
     # 4) Checkpoints belong to a run (they are resumed through it): none when untracked.
     writer = _RunCheckpoints(tracker, spec_sha256) if tracked and spec.train.checkpoint_every > 0 else None

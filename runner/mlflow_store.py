@@ -196,6 +196,25 @@ class MlflowStore:
             tags=[RunTag(*pair) for pair in tags],
         )
 
+    def log_dataset(self, run_id: str, row: dict[str, Any]) -> None:
+        """The run's dataset input, from ``runner/dataset_input.py``'s plain data."""
+        import json
+
+        import numpy as np
+        from mlflow.data.schema import TensorDatasetSchema
+        from mlflow.entities import Dataset, DatasetInput
+        from mlflow.types.schema import Schema, TensorSpec
+
+        def tensors(spec: dict[str, Any]) -> Schema:
+            return Schema([TensorSpec(np.dtype(spec["dtype"]), tuple(spec["shape"]))])
+
+        schema = TensorDatasetSchema(tensors(row["features"]), tensors(row["targets"]))
+        dataset = Dataset(
+            name=row["name"], digest=row["digest"], source_type=row["source_type"], source=row["source"],
+            schema=json.dumps(schema.to_dict()), profile=row["profile"],
+        )
+        self._runs[run_id][0].log_inputs(run_id, [DatasetInput(dataset, tags=[])])
+
     def tag_run(self, uri: str, run_id: str, tags: Sequence[Pair]) -> None:
         """Set tags on any run of the store, in one write, whatever its status."""
         from mlflow.entities import RunTag

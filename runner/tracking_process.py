@@ -41,7 +41,7 @@ ABANDONED = (
     "continue it with `runner run --resume RUN_ID`"
 )
 #: Calls the runner does not wait for.
-UNAWAITED = frozenset({"log_batch", "open_store", "log_artifact_unawaited", "disown"})
+UNAWAITED = frozenset({"log_batch", "log_dataset", "open_store", "log_artifact_unawaited", "disown"})
 #: How a stand-in run id begins (the rest is a fresh uuid: it names no real run).
 STAND_IN = "specrun-creating-"
 
@@ -176,6 +176,9 @@ class TrackingProcess:
     def log_artifact(self, run_id: str, path: str, artifact_path: Optional[str], kept: bool = False) -> None:
         """Waits until the file is stored, unless the caller ``kept`` it unchanged until the run ends."""
         self._call("log_artifact_unawaited" if kept else "log_artifact", run_id, os.path.abspath(path), artifact_path)
+
+    def log_dataset(self, run_id: str, row: dict[str, Any]) -> None:
+        self._call("log_dataset", run_id, row)
 
     def end_run(self, run_id: str, status: str) -> None:
         self._call("end_run", run_id, status)

@@ -216,6 +216,7 @@ def test_runs_started_together_on_a_new_store_all_land(write_spec: Callable[...,
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
+    assert all(r.inputs.dataset_inputs[0].dataset.name == "breast_cancer" for r in runs)  # written by the tracking process
 
 
 def test_a_tracking_server_that_cannot_be_reached_exits_2_before_training(write_spec: Callable[..., Path], tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from mlflow.data.schema import TensorDatasetSchema
 from mlflow.tracking import MlflowClient
 
 from runner.cli import main
@@ -50,6 +51,15 @@ def test_run_logs_params_metrics_artifacts_and_tags(workdir: Path, write_spec: C
 
     tags = run.data.tags
     assert len(tags["specrun.spec_sha256"]) == 64 and len(tags["specrun.data_sha256"]) == 64
+
+    # The data as MLflow's dataset input (the Datasets column of `mlflow ui`).
+    (used,) = run.inputs.dataset_inputs
+    assert (used.dataset.name, used.dataset.digest) == ("breast_cancer", tags["specrun.data_sha256"][:16])
+    rows = json.loads(used.dataset.profile)
+    assert rows["num_rows"] == 569 and rows["train_rows"] + rows["val_rows"] + rows["test_rows"] == 569 and rows["test_rows"] == 114
+    schema = TensorDatasetSchema.from_dict(json.loads(used.dataset.schema))
+    assert schema.features.inputs[0].shape == (-1, 30) and schema.targets.inputs[0].shape == (-1,)
+    assert used.dataset.source_type == "code"
     assert tags["specrun.torch"].startswith("2.") and tags["specrun.device"] == "cpu"
     assert tags["specrun.version"] and tags["specrun.python"]
 

@@ -1,0 +1,53 @@
+"""The data a run read, as MLflow's dataset input: what `mlflow ui` shows in its Datasets
+column and ``run.inputs.dataset_inputs`` holds (name, digest, source, schema, profile).
+
+Plain data (a dict of strings) so that the tracking process, which has MLflow imported,
+builds MLflow's entities from it (``MlflowStore.log_dataset``). The digest is the start of
+the run's ``specrun.data_sha256``: two runs on the same data show the same digest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from registry import Table
+from runner.datafiles import DataFile
+
+#: Characters of the data's sha256 shown as the dataset's digest (MLflow keeps up to 36).
+DIGEST_LENGTH = 16
+
+
+def _source(dataset: Any, files: list[DataFile]) -> tuple[str, str]:
+    """Where the data came from, as MLflow's source types say it: a file or folder
+    (``local``), else made by code (a scikit-learn loader, a generator)."""
+    path: Optional[str] = getattr(dataset, "path", None)
+    if path is None and files:
+        path = files[0].path if len(files) == 1 else str(Path(files[0].path).parent)
+    if path is not None:
+        return "local", json.dumps({"uri": str(path)})
+    return "code", json.dumps({"tags": {"specrun.dataset": json.dumps(dataset.model_dump(mode="json"), sort_keys=True)}})
+
+
+def _tensor(array: np.ndarray) -> dict[str, Any]:
+    return {"dtype": str(array.dtype), "shape": [-1, *array.shape[1:]]}
+
+
+def dataset_row(dataset: Any, table: Table, fingerprint: str, files: list[DataFile], parts: dict[str, int]) -> dict[str, Any]:
+    """The input of one run: the dataset ``dataset`` (its spec) loaded as ``table``, split
+    into ``parts`` (rows per part: train, val, test)."""
+    path = getattr(dataset, "path", None)
+    source_type, source = _source(dataset, files)
+    rows = len(table.y) + (0 if table.test is None else len(table.test[1]))
+    return {
+        "name": Path(str(path)).name if path is not None else dataset.type,
+        "digest": fingerprint[:DIGEST_LENGTH],
+        "source_type": source_type,
+        "source": source,
+        "profile": json.dumps({"num_rows": rows, **{f"{part}_rows": n for part, n in parts.items()}}),
+        "features": _tensor(table.x),
+        "targets": _tensor(table.y),
+    }
