@@ -10,6 +10,7 @@ dataset gives, exactly as the run's test metrics were computed.
 
 from __future__ import annotations
 
+import copy
 import importlib.metadata
 import inspect
 import logging
@@ -59,15 +60,15 @@ class ServedModel(nn.Module):
 def served_model(spec: Spec, pipeline: Pipeline, data: PreparedData) -> ServedModel:
     """A CPU copy of the run's network, in eval mode, behind its transforms and head.
 
-    Built afresh from the spec and loaded with the trained weights: the training copy may
-    be compiled, on a GPU or wrapped for DDP, none of which belongs in a saved model.
+    The network is built afresh from the spec and loaded with the trained weights: the
+    training copy may be compiled or on a GPU, neither of which belongs in a saved model.
     """
     in_shape = tuple(data.train.x.shape[1:])
     with torch.random.fork_rng(devices=[]):  # a fresh network draws initial weights: not from the run's stream
         network = registry.MODELS.get(spec.model.type).builder(spec.model, in_shape, output_size(data, spec.loss.type, spec.loss))
     network.load_state_dict({name: value.detach().cpu() for name, value in pipeline.model.state_dict().items()})
-    head = registry.LOSSES.get(spec.loss.type).builder(spec.loss)
-    head.load_state_dict({name: value.detach().cpu() for name, value in pipeline.head.state_dict().items()})
+    # The head as trained (some learn a size from the first targets they see), on the CPU.
+    head = copy.deepcopy(pipeline.head).cpu()
     return ServedModel(data.transforms, network, head).eval()
 
 

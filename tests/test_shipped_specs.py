@@ -43,7 +43,9 @@ REDUCED = {
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_spec_runs_an_epoch(spec: Path, workdir: Path) -> None:
+def test_spec_runs_an_epoch_and_logs_its_model(
+    spec: Path, workdir: Path, migrated_tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     dataset = load_spec(spec).data.dataset
     if dataset.type == "fashion_mnist" and not dataset.directory.exists():
         pytest.skip(f"{dataset.directory} missing: apt-get install dataset-fashion-mnist")
@@ -51,7 +53,12 @@ def test_spec_runs_an_epoch(spec: Path, workdir: Path) -> None:
         pytest.skip(f"{dataset.directory} missing: copy MNIST's four IDX files there (no Debian package ships them)")
     write_pipeline_data(spec)
     overrides = [arg for value in REDUCED.get(spec.name, []) for arg in ("--set", value)]
-    assert main(["run", str(spec), "--no-track", "--set", "train.epochs=1", *overrides]) == 0
+    assert main(["run", str(spec), "--tracking-uri", migrated_tracking_uri, "--set", "train.epochs=1", *overrides]) == 0
+    # Tracked, a run (not folds) logs its model for use: every component a shipped spec names
+    # can be saved (one that cannot would only warn).
+    out, err = capsys.readouterr()
+    assert "could not be logged for use" not in err
+    assert ("MLflow model: runs:/" in out) == (not load_spec(spec).data.split.is_cv)
 
 
 @pytest.mark.slow
