@@ -18,9 +18,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from runner import checkpoint, determinism, ensemble, experiment, provenance
+from registry import Table
+from runner import checkpoint, datafiles, determinism, ensemble, experiment, provenance
 from runner.checkpoint import CheckpointWriter
 from runner.data import Loaded, PreparedData, check_same_data, folds_of, load, prepare, prepare_rows
+from runner.dataset_input import dataset_row
 from runner.experiment import RunOptions
 from runner.interrupts import Interrupts
 from runner.progress import progress_for
@@ -143,7 +145,8 @@ def run_cv(
         members = [_nested(spec, loaded, m, f.train, options) for m, f in zip(members, fold_list)]
         tags["specrun.cv.inner"] = spec.data.split.inner.type
         parallel = False
-    return run_members(spec, members, options, loaded.fingerprint, tags, on_fold_end, parallel, resume)
+    dataset = _dataset_input(spec, loaded.table, loaded.fingerprint, {"folds": len(members)})
+    return run_members(spec, members, options, loaded.fingerprint, tags, on_fold_end, parallel, resume, dataset)
 
 
 def run_seeds(
@@ -155,8 +158,14 @@ def run_seeds(
     for i in range(seeds):
         member_spec = spec.model_copy(update={"seed": spec.seed + i})
         members.append(Member(i, f"seed-{member_spec.seed}", member_spec, lambda s=member_spec: prepare(s), {"specrun.member_seed": str(member_spec.seed)}))
-    fingerprint = members[0].prepared().fingerprint  # also rejects bad data before a run exists
-    return run_members(spec, members, options, fingerprint, {"specrun.seeds": str(seeds)}, None, parallel, resume)
+    first = members[0].prepared()  # also rejects bad data before a run exists
+    dataset = _dataset_input(spec, first.table, first.fingerprint, {"seeds": seeds})
+    return run_members(spec, members, options, first.fingerprint, {"specrun.seeds": str(seeds)}, None, parallel, resume, dataset)
+
+
+def _dataset_input(spec: Spec, table: Table, fingerprint: str, profile: dict[str, int]) -> dict[str, Any]:
+    """The parent run's dataset input: the data all its members split (``runner/dataset_input.py``)."""
+    return dataset_row(spec.data.dataset, table, fingerprint, datafiles.records(table, spec.data.dataset), profile)
 
 
 def run_parent(
@@ -200,6 +209,7 @@ def run_members(
     on_member_end: Optional[FoldCallback] = None,
     parallel: bool = True,
     resume: Optional[MembersResume] = None,
+    dataset: Optional[dict[str, Any]] = None,
 ) -> CVOutcome:
     """Train every member as a child run of one parent run and summarize their metrics.
     With ``resume`` the parent is that run: its finished members are kept, an unfinished
@@ -211,6 +221,8 @@ def run_members(
     with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
         folder = Path(scratch)  # outlives the parent run: its files are logged without waiting
         parent = _parent_run(spec, options, data_sha256, {**tags, PARALLEL_TAG: str(parallel).lower()}, folder, resume)
+        if resume is None and dataset is not None:
+            parent.log_dataset(dataset)
         # Ctrl-C or SIGTERM during batched training, or between members, ends the parent KILLED.
         with Interrupts() as interrupts:
             try:

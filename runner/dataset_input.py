@@ -36,9 +36,14 @@ def _tensor(array: np.ndarray) -> dict[str, Any]:
     return {"dtype": str(array.dtype), "shape": [-1, *array.shape[1:]]}
 
 
-def dataset_row(dataset: Any, table: Table, fingerprint: str, files: list[DataFile], parts: dict[str, int]) -> dict[str, Any]:
-    """The input of one run: the dataset ``dataset`` (its spec) loaded as ``table``, split
-    into ``parts`` (rows per part: train, val, test)."""
+def dataset_row(dataset: Any, table: Table, fingerprint: str, files: list[DataFile], usage: dict[str, int]) -> dict[str, Any]:
+    """The input of one run: the dataset ``dataset`` (its spec) loaded as ``table``, used as
+    ``usage`` says (a run's rows per part, a parent's folds or seeds).
+
+    MLflow keeps one dataset per name and digest in an experiment, shared by the runs that
+    use it: its profile says what is true of the data (its rows); how a run split it goes
+    in the tags of that run's input (``specrun.train_rows``, ``specrun.folds``, ...).
+    """
     path = getattr(dataset, "path", None)
     source_type, source = _source(dataset, files)
     rows = len(table.y) + (0 if table.test is None else len(table.test[1]))
@@ -47,7 +52,8 @@ def dataset_row(dataset: Any, table: Table, fingerprint: str, files: list[DataFi
         "digest": fingerprint[:DIGEST_LENGTH],
         "source_type": source_type,
         "source": source,
-        "profile": json.dumps({"num_rows": rows, **{f"{part}_rows": n for part, n in parts.items()}}),
+        "profile": json.dumps({"num_rows": rows}),
+        "tags": {f"specrun.{key}": str(value) for key, value in usage.items()},
         "features": _tensor(table.x),
         "targets": _tensor(table.y),
     }

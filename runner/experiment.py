@@ -165,7 +165,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     if resume is None and tracked:
         tracker.log_metrics({"model/params": float(parameters)}, step=0)
         tracker.log_params(flatten(resolved))  # with the held metric: one write
-        parts = {"train": len(data.train), "val": 0 if data.val is None else len(data.val), "test": len(data.test)}
+        parts = {"train_rows": len(data.train), "val_rows": 0 if data.val is None else len(data.val), "test_rows": len(data.test)}
         tracker.log_dataset(dataset_row(spec.data.dataset, data.table, data.fingerprint, data_files, parts))
 
     # 4) Checkpoints belong to a run (they are resumed through it): none when untracked.

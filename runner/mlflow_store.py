@@ -202,7 +202,7 @@ class MlflowStore:
 
         import numpy as np
         from mlflow.data.schema import TensorDatasetSchema
-        from mlflow.entities import Dataset, DatasetInput
+        from mlflow.entities import Dataset, DatasetInput, InputTag
         from mlflow.types.schema import Schema, TensorSpec
 
         def tensors(spec: dict[str, Any]) -> Schema:
@@ -213,7 +213,8 @@ class MlflowStore:
             name=row["name"], digest=row["digest"], source_type=row["source_type"], source=row["source"],
             schema=json.dumps(schema.to_dict()), profile=row["profile"],
         )
-        self._runs[run_id][0].log_inputs(run_id, [DatasetInput(dataset, tags=[])])
+        tags = [InputTag(key, value) for key, value in row["tags"].items()]
+        self._runs[run_id][0].log_inputs(run_id, [DatasetInput(dataset, tags=tags)])
 
     def tag_run(self, uri: str, run_id: str, tags: Sequence[Pair]) -> None:
         """Set tags on any run of the store, in one write, whatever its status."""

@@ -98,6 +98,11 @@ def test_kfold_run_is_a_parent_with_one_child_per_fold(
     assert metrics["test/accuracy_std"] == pytest.approx(s.std)
     assert (metrics["test/accuracy_ci95_low"], metrics["test/accuracy_ci95_high"]) == (pytest.approx(s.low), pytest.approx(s.high))
     assert parent.data.tags["specrun.cv.scheme"] == "stratified_kfold" and parent.data.tags["specrun.cv.mode"] == "batched"
+    # The parent and each fold name the same data; the parent's input counts the folds, a fold's its rows.
+    digests = {r.inputs.dataset_inputs[0].dataset.digest for r in runs}
+    assert digests == {parent.data.tags["specrun.data_sha256"][:16]}
+    assert {t.key: t.value for t in parent.inputs.dataset_inputs[0].tags} == {"specrun.folds": "3"}
+    assert "specrun.train_rows" in {t.key for t in children[0].inputs.dataset_inputs[0].tags}
     assert "batched layers" in parent.data.tags["specrun.cv.mode_reason"]
     assert json.loads(out.read_text())["test/accuracy_mean"] == pytest.approx(s.mean)
 
@@ -227,6 +232,7 @@ def test_seeds_give_a_parent_with_mean_and_spread(
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(c.data.params["seed"] for c in children) == ["2", "3", "4"]
     assert parent.data.tags["specrun.seeds"] == "3" and parent.data.tags["specrun.cv.mode"] == "batched"
+    assert {t.key: t.value for t in parent.inputs.dataset_inputs[0].tags} == {"specrun.seeds": "3"}
     accuracies = [c.data.metrics["test/accuracy"] for c in children]
     assert json.loads(out.read_text())["test/accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1))
 
