@@ -115,7 +115,7 @@ def _time_mlflow_calls() -> list[float]:
                     spent[0] += time.perf_counter() - start
         return wrapper
 
-    for name in ("__init__", "epoch_end", "log_metrics", "log_params", "set_tags", "log_artifact", "end", "flush"):
+    for name in ("__init__", "epoch_end", "log_metrics", "log_params", "set_tags", "log_dataset", "log_artifact", "end", "flush"):
         setattr(tracking.MlflowTracker, name, timed(getattr(tracking.MlflowTracker, name)))
     TrackingProcess.close = timed(TrackingProcess.close)  # type: ignore[method-assign]
     return spent
