@@ -163,9 +163,9 @@ def run_seeds(
     return run_members(spec, members, options, first.fingerprint, {"specrun.seeds": str(seeds)}, None, parallel, resume, dataset)
 
 
-def _dataset_input(spec: Spec, table: Table, fingerprint: str, profile: dict[str, int]) -> dict[str, Any]:
+def _dataset_input(spec: Spec, table: Table, fingerprint: str, usage: dict[str, int]) -> dict[str, Any]:
     """The parent run's dataset input: the data all its members split (``runner/dataset_input.py``)."""
-    return dataset_row(spec.data.dataset, table, fingerprint, datafiles.records(table, spec.data.dataset), profile)
+    return dataset_row(spec.data.dataset, table, fingerprint, datafiles.records(table, spec.data.dataset), usage)
 
 
 def run_parent(

@@ -48,7 +48,7 @@ class ServedModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_floating_point():
-            x = x.float()  # as the datasets load them; pyfunc hands float64 arrays through
+            x = x.float()  # as the datasets load them (a float64 tensor from NumPy would not meet the weights)
         if self.transforms:
             features = x.detach().cpu().numpy()
             for transform in self.transforms:
