@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from typing import Any, Iterator, Optional, Sequence
 
 from runner import db_lock
@@ -81,6 +82,10 @@ def _file_lock(path: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: Tries at logging a dataset input (see ``MlflowStore.log_dataset``).
+_DATASET_ATTEMPTS = 3
 
 
 class DeletedExperiment(ValueError):
@@ -213,8 +218,18 @@ class MlflowStore:
             name=row["name"], digest=row["digest"], source_type=row["source_type"], source=row["source"],
             schema=json.dumps(schema.to_dict()), profile=row["profile"],
         )
-        tags = [InputTag(key, value) for key, value in row["tags"].items()]
-        self._runs[run_id][0].log_inputs(run_id, [DatasetInput(dataset, tags=tags)])
+        inputs = [DatasetInput(dataset, tags=[InputTag(key, value) for key, value in row["tags"].items()])]
+        for attempt in range(_DATASET_ATTEMPTS):
+            try:
+                self._runs[run_id][0].log_inputs(run_id, inputs)
+                return
+            except Exception:
+                # MLflow looks the dataset (name, digest) up, then inserts it: runs started
+                # together on the same data race between the two (a unique constraint fails),
+                # and the dataset is there for the next attempt.
+                if attempt + 1 == _DATASET_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def tag_run(self, uri: str, run_id: str, tags: Sequence[Pair]) -> None:
         """Set tags on any run of the store, in one write, whatever its status."""

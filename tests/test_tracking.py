@@ -115,3 +115,39 @@ def test_an_unreachable_tracking_server_is_named_at_once(monkeypatch: pytest.Mon
     # Through a proxy the server is the proxy's business: not checked.
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:1")
     assert tracking.unreachable_server(f"http://127.0.0.1:{port}") is None
+
+
+def test_runs_on_the_same_data_log_their_dataset_at_once(migrated_tracking_uri: str) -> None:
+    """MLflow looks a dataset (name, digest) up, then inserts it: eight runs doing so at the
+    same moment raced into a unique constraint (a search's workers, runs started together)."""
+    import threading
+
+    from runner.mlflow_store import MlflowStore
+
+    row = {
+        "name": "d", "digest": "0" * 16, "source_type": "code", "source": '{"tags": {}}', "profile": '{"num_rows": 1}',
+        "features": {"dtype": "float32", "shape": [-1, 2]}, "targets": {"dtype": "int64", "shape": [-1]}, "tags": {},
+    }
+    errors: list[Exception] = []
+    runs: list[str] = []
+    for experiment in ("a", "b", "c"):
+        stores = [MlflowStore() for _ in range(8)]
+        ids = [store.create_run(migrated_tracking_uri, experiment, None, {}) for store in stores]
+        barrier = threading.Barrier(len(stores))
+
+        def log(store: MlflowStore, run_id: str) -> None:
+            barrier.wait()
+            try:
+                store.log_dataset(run_id, row)
+            except Exception as error:  # collected, and asserted on below
+                errors.append(error)
+
+        threads = [threading.Thread(target=log, args=pair) for pair in zip(stores, ids)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        runs += ids
+    assert errors == []
+    client = MlflowClient(migrated_tracking_uri)
+    assert all(client.get_run(run_id).inputs.dataset_inputs[0].dataset.digest == "0" * 16 for run_id in runs)
