@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import sys
 import time
 from typing import Any, Iterator, Optional, Sequence
 
@@ -223,12 +224,14 @@ class MlflowStore:
             try:
                 self._runs[run_id][0].log_inputs(run_id, inputs)
                 return
-            except Exception:
+            except Exception as error:
                 # MLflow looks the dataset (name, digest) up, then inserts it: runs started
                 # together on the same data race between the two (a unique constraint fails),
                 # and the dataset is there for the next attempt.
                 if attempt + 1 == _DATASET_ATTEMPTS:
-                    raise
+                    # Metadata the run can do without (an old tracking server lacks the call).
+                    print(f"specrun: warning: run {run_id}: its dataset input was not logged ({type(error).__name__}: {error})", file=sys.stderr)
+                    return
                 time.sleep(0.05 * (attempt + 1))
 
     def tag_run(self, uri: str, run_id: str, tags: Sequence[Pair]) -> None:

@@ -128,7 +128,6 @@ def test_runs_on_the_same_data_log_their_dataset_at_once(migrated_tracking_uri: 
         "name": "d", "digest": "0" * 16, "source_type": "code", "source": '{"tags": {}}', "profile": '{"num_rows": 1}',
         "features": {"dtype": "float32", "shape": [-1, 2]}, "targets": {"dtype": "int64", "shape": [-1]}, "tags": {},
     }
-    errors: list[Exception] = []
     runs: list[str] = []
     for experiment in ("a", "b", "c"):
         stores = [MlflowStore() for _ in range(8)]
@@ -137,10 +136,7 @@ def test_runs_on_the_same_data_log_their_dataset_at_once(migrated_tracking_uri: 
 
         def log(store: MlflowStore, run_id: str) -> None:
             barrier.wait()
-            try:
-                store.log_dataset(run_id, row)
-            except Exception as error:  # collected, and asserted on below
-                errors.append(error)
+            store.log_dataset(run_id, row)  # one that gives up only warns: the inputs below tell
 
         threads = [threading.Thread(target=log, args=pair) for pair in zip(stores, ids)]
         for thread in threads:
@@ -148,6 +144,5 @@ def test_runs_on_the_same_data_log_their_dataset_at_once(migrated_tracking_uri: 
         for thread in threads:
             thread.join()
         runs += ids
-    assert errors == []
     client = MlflowClient(migrated_tracking_uri)
     assert all(client.get_run(run_id).inputs.dataset_inputs[0].dataset.digest == "0" * 16 for run_id in runs)
