@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from registry import Table
-from runner import checkpoint, datafiles, determinism, ensemble, experiment, provenance
+from runner import checkpoint, determinism, ensemble, experiment, provenance
 from runner.checkpoint import CheckpointWriter
 from runner.data import Loaded, PreparedData, check_same_data, folds_of, load, prepare, prepare_rows
 from runner.dataset_input import dataset_row
@@ -165,7 +165,7 @@ def run_seeds(
 
 def _dataset_input(spec: Spec, table: Table, fingerprint: str, usage: dict[str, int]) -> dict[str, Any]:
     """The parent run's dataset input: the data all its members split (``runner/dataset_input.py``)."""
-    return dataset_row(spec.data.dataset, table, fingerprint, datafiles.records(table, spec.data.dataset), usage)
+    return dataset_row(spec.data.dataset, table, fingerprint, usage)
 
 
 def run_parent(

@@ -34,7 +34,7 @@ class DataFile:
     repo: Optional[str] = None
 
 
-def _display_path(path: Path) -> str:
+def display_path(path: Path) -> str:
     """The path relative to the working directory when inside it, as written in specs."""
     if path.is_absolute():
         try:
@@ -79,7 +79,7 @@ def describe(path: Path, rev: Optional[str] = None, repo: Optional[str] = None) 
 
         with dvc.api.open(str(path), repo=repo, rev=rev, mode="rb") as stream:
             md5, size = _hash_stream(stream)
-    return DataFile(_display_path(path), md5, size, rev, repo)
+    return DataFile(display_path(path), md5, size, rev, repo)
 
 
 def records(table: Table, dataset: Any) -> list[DataFile]:

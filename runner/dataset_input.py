@@ -15,18 +15,19 @@ from typing import Any, Optional
 import numpy as np
 
 from registry import Table
-from runner.datafiles import DataFile
+from runner.datafiles import display_path
 
 #: Characters of the data's sha256 shown as the dataset's digest (MLflow keeps up to 36).
 DIGEST_LENGTH = 16
 
 
-def _source(dataset: Any, files: list[DataFile]) -> tuple[str, str]:
+def _source(dataset: Any, table: Table) -> tuple[str, str]:
     """Where the data came from, as MLflow's source types say it: a file or folder
     (``local``), else made by code (a scikit-learn loader, a generator)."""
     path: Optional[str] = getattr(dataset, "path", None)
-    if path is None and files:
-        path = files[0].path if len(files) == 1 else str(Path(files[0].path).parent)
+    if path is None and table.files:
+        files = [display_path(Path(f)) for f in table.files]
+        path = files[0] if len(files) == 1 else str(Path(files[0]).parent)
     if path is not None:
         return "local", json.dumps({"uri": str(path)})
     return "code", json.dumps({"tags": {"specrun.dataset": json.dumps(dataset.model_dump(mode="json"), sort_keys=True)}})
@@ -36,7 +37,7 @@ def _tensor(array: np.ndarray) -> dict[str, Any]:
     return {"dtype": str(array.dtype), "shape": [-1, *array.shape[1:]]}
 
 
-def dataset_row(dataset: Any, table: Table, fingerprint: str, files: list[DataFile], usage: dict[str, int]) -> dict[str, Any]:
+def dataset_row(dataset: Any, table: Table, fingerprint: str, usage: dict[str, int]) -> dict[str, Any]:
     """The input of one run: the dataset ``dataset`` (its spec) loaded as ``table``, used as
     ``usage`` says (a run's rows per part, a parent's folds or seeds).
 
@@ -45,7 +46,7 @@ def dataset_row(dataset: Any, table: Table, fingerprint: str, files: list[DataFi
     in the tags of that run's input (``specrun.train_rows``, ``specrun.folds``, ...).
     """
     path = getattr(dataset, "path", None)
-    source_type, source = _source(dataset, files)
+    source_type, source = _source(dataset, table)
     rows = len(table.y) + (0 if table.test is None else len(table.test[1]))
     return {
         "name": Path(str(path)).name if path is not None else dataset.type,

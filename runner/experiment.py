@@ -166,7 +166,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
         tracker.log_metrics({"model/params": float(parameters)}, step=0)
         tracker.log_params(flatten(resolved))  # with the held metric: one write
         parts = {"train_rows": len(data.train), "val_rows": 0 if data.val is None else len(data.val), "test_rows": len(data.test)}
-        tracker.log_dataset(dataset_row(spec.data.dataset, data.table, data.fingerprint, data_files, parts))
+        tracker.log_dataset(dataset_row(spec.data.dataset, data.table, data.fingerprint, parts))
 
     # 4) Checkpoints belong to a run (they are resumed through it): none when untracked.
     writer = _RunCheckpoints(tracker, spec_sha256) if tracked and spec.train.checkpoint_every > 0 else None
