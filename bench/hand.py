@@ -28,7 +28,7 @@ def load(name: str, path: str | None) -> tuple[np.ndarray, ...]:
         bunch = load_digits()
         x, y = bunch.data.astype(np.float32), bunch.target.astype(np.int64)
         rest, test = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0, stratify=y)
-        # as runner/splits.py: a val fraction of all rows, taken from what the test part left
+        # as runner/data/splits.py: a val fraction of all rows, taken from what the test part left
         train, val = train_test_split(rest, test_size=0.1 / (len(rest) / len(y)), random_state=1, stratify=y[rest])
         train, val, test = np.sort(train), np.sort(val), np.sort(test)
         scaler = StandardScaler().fit(x[train])
@@ -51,8 +51,13 @@ def train(workload: str, epochs: int = 20, data: str | None = None) -> dict[str,
     xtr, ytr, xva, yva, xte, yte = (torch.from_numpy(a).to(device) for a in load(workload, data))
     if workload == "fashion_cnn":  # the `cnn` model's default layers
         model = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
             nn.Linear(32, 10),
         ).to(device)
     else:

@@ -21,7 +21,7 @@ MLflow share is the time the main thread spends inside MLflow calls, median of
 take each side's fastest of ``--repeats`` runs, alternating in one process. All processes
 get the same ``--threads`` (OMP/MKL threads; 1 by default, so that processes of others
 sharing the cores do not make torch's thread pool spin), and the in-process measures run
-as in a ``runner`` process (the garbage collector off the start-up heap, runner/heap.py).
+as in a ``runner`` process (the garbage collector off the start-up heap, runner/runtime/gc_policy.py).
 """
 
 from __future__ import annotations
@@ -149,10 +149,14 @@ def machine(threads: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="pairs of runs per ratio; runs of each side for the k-fold figures (default 3)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="pairs of runs per ratio; runs of each side for the k-fold figures (default 3)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="OMP/MKL threads per process (default 1)")
     parser.add_argument("--quick", action="store_true", help="digits only, k=5 only, one repeat (a smoke test)")
-    parser.add_argument("--workloads", nargs="+", default=["digits", "fashion", "fashion_cnn"], choices=["digits", "fashion", "fashion_cnn"])
+    parser.add_argument(
+        "--workloads", nargs="+", default=["digits", "fashion", "fashion_cnn"], choices=["digits", "fashion", "fashion_cnn"]
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=["hand", "kfold", "mlflow"], help="parts to leave out")
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats

@@ -1,10 +1,10 @@
 """One measurement in a fresh process, printed as JSON (``bench/run.py`` calls this).
 
-    python bench/timing.py epochs SPEC URI [K=V]...          # per-epoch wall times of a tracked run
-    python bench/timing.py paired SPEC URI WORKLOAD R [DATA] # per-epoch specrun / hand, R rounds
-    python bench/timing.py cv SPEC K R                       # fold-parallel and sequential k-fold, best of R each
-    python bench/timing.py mlflow SPEC URI R                 # share of R runs spent in MLflow calls
-    python bench/timing.py process SPEC URI                  # a whole `runner run`: seconds in MLflow calls
+python bench/timing.py epochs SPEC URI [K=V]...          # per-epoch wall times of a tracked run
+python bench/timing.py paired SPEC URI WORKLOAD R [DATA] # per-epoch specrun / hand, R rounds
+python bench/timing.py cv SPEC K R                       # fold-parallel and sequential k-fold, best of R each
+python bench/timing.py mlflow SPEC URI R                 # share of R runs spent in MLflow calls
+python bench/timing.py process SPEC URI                  # a whole `runner run`: seconds in MLflow calls
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ class EpochClock:
 
 
 def _options(uri: str | None, **extra: Any) -> Any:
-    from runner.experiment import RunOptions
+    from runner.runs.experiment import RunOptions
 
     return RunOptions(tracking_uri=uri, track=uri is not None, quiet=True, experiment="bench", **extra)
 
 
 def epochs(spec_file: str, uri: str, sets: list[str]) -> dict[str, Any]:
-    from runner.experiment import run
+    from runner.runs.experiment import run
     from runner.spec import load_spec
 
     clock = EpochClock()
@@ -52,7 +52,7 @@ def paired_epochs(spec_file: str, uri: str, workload: str, rounds: int, data: st
     processes minutes apart, this machine's speed drifted by up to 1.8x.)"""
     from hand import train
 
-    from runner import determinism
+    from runner.runtime import determinism
     from runner.spec import load_spec
 
     n_epochs = load_spec(spec_file, []).train.epochs
@@ -70,7 +70,7 @@ def cv(spec_file: str, k: int, repeats: int) -> dict[str, Any]:
     ``repeats`` rounds after a warm-up of each (imports, first calls): the fastest wall and
     CPU seconds of each side. Alternating, because the speed of shared cores drifts between
     runs minutes apart; the fastest, because it is the run least disturbed by others."""
-    from runner.cv import run_cv
+    from runner.runs.cv import run_cv
     from runner.spec import load_spec
 
     spec = load_spec(spec_file, [f"data.split.folds.k={k}"])
@@ -94,8 +94,8 @@ def cv(spec_file: str, k: int, repeats: int) -> dict[str, Any]:
 def _time_mlflow_calls() -> list[float]:
     """Count the seconds the main thread spends inside the tracker's MLflow calls (and in
     closing the tracking process, which waits for its last writes); returns the counter."""
-    from runner import tracking
-    from runner.tracking_process import TrackingProcess
+    from runner.tracking import tracker as tracking
+    from runner.tracking.process import TrackingProcess
 
     main_thread = threading.get_ident()
     spent, depth = [0.0], [0]
@@ -113,6 +113,7 @@ def _time_mlflow_calls() -> list[float]:
                 depth[0] -= 1
                 if depth[0] == 0:
                     spent[0] += time.perf_counter() - start
+
         return wrapper
 
     for name in ("__init__", "epoch_end", "log_metrics", "log_params", "set_tags", "log_dataset", "log_artifact", "end", "flush"):
@@ -143,9 +144,9 @@ def mlflow_share(spec_file: str, uri: str, repeats: int) -> dict[str, Any]:
     Measured directly: the difference between tracked and untracked runs of a few seconds
     is smaller than this machine's run-to-run noise. MLflow runs in a tracking process, as
     under ``runner run`` (``SPECRUN_TRACKING_PROCESS=0``: in this one)."""
-    from runner import tracking
-    from runner.experiment import run
+    from runner.runs.experiment import run
     from runner.spec import load_spec
+    from runner.tracking import tracker as tracking
 
     tracking.start_tracking_process()
     spent = _time_mlflow_calls()
@@ -164,7 +165,7 @@ def mlflow_share(spec_file: str, uri: str, repeats: int) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     what, spec_file, *rest = argv
     if what != "process":  # as in a `runner` process: no collections over the start-up heap
-        from runner import heap
+        from runner.runtime import gc_policy as heap
 
         heap.start_up()
     if what == "epochs":

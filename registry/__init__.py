@@ -8,23 +8,29 @@ Installed packages add components through entry points in the groups ``specrun.m
 
 from __future__ import annotations
 
+# Modules imported for what they register (their names are not used here).
+from registry import (  # noqa: F401
+    datasets_dvc,  # the `dvc` dataset
+    datasets_images,  # fashion_mnist, mnist, npz, image_folder
+    datasets_synthetic,  # the seeded generators
+    losses_classical,  # margin, likelihood and decomposed losses
+    metrics_classical,  # more metrics; confusion matrix and ROC figures
+    models_ae,  # autoencoders, vae, elbo
+    models_conv,  # cnn, vgg, resnet, sequential
+    models_linear,  # glm, least squares, perceptron, ovr/ovo
+    models_seq,  # rnn, lstm, gru, seq2seq, transformer
+    transforms_shape,  # flatten, reshape, one_hot
+)
 from registry._registry import Entry, NoParams, Params, Registry
 from registry._task import Task
 from registry.activations import ACTIVATIONS
-from registry.datasets import DATASETS, Table
-from registry import datasets_dvc  # noqa: F401  (registers the `dvc` dataset)
-from registry import datasets_synthetic  # noqa: F401  (registers the seeded generators)
-from registry import datasets_images, transforms_shape  # noqa: F401  (image datasets; flatten/reshape/one_hot)
 from registry.augmentations import AUGMENTATIONS
-from registry.layers import LAYERS
+from registry.datasets import DATASETS, Table
 from registry.inits import INITS
+from registry.layers import LAYERS
 from registry.losses import LOSSES
-from registry import losses_classical  # noqa: F401  (margin, likelihood and decomposed losses)
 from registry.metrics import METRICS
-from registry import metrics_classical  # noqa: F401  (more metrics; confusion matrix and ROC figures)
 from registry.models import MODELS
-from registry import models_linear  # noqa: F401  (glm, least squares, perceptron, ovr/ovo)
-from registry import models_ae, models_conv, models_seq  # noqa: F401  (cnn/vgg/resnet/sequential, rnn/.../transformer, autoencoders/vae/elbo)
 from registry.optimizers import OPTIMIZERS
 from registry.regularizers import REGULARIZERS
 from registry.schedulers import SCHEDULERS
@@ -66,7 +72,24 @@ def load_plugins() -> None:
 
 
 __all__ = [
-    "ACTIVATIONS", "AUGMENTATIONS", "DATASETS", "INITS", "LAYERS", "LOSSES", "METRICS", "MODELS", "OPTIMIZERS",
-    "REGISTRIES", "REGULARIZERS", "SCHEDULERS", "TRANSFORMS",
-    "Entry", "NoParams", "Params", "Registry", "Table", "Task", "load_plugins",
+    "ACTIVATIONS",
+    "AUGMENTATIONS",
+    "DATASETS",
+    "INITS",
+    "LAYERS",
+    "LOSSES",
+    "METRICS",
+    "MODELS",
+    "OPTIMIZERS",
+    "REGISTRIES",
+    "REGULARIZERS",
+    "SCHEDULERS",
+    "TRANSFORMS",
+    "Entry",
+    "NoParams",
+    "Params",
+    "Registry",
+    "Table",
+    "Task",
+    "load_plugins",
 ]

@@ -2,20 +2,20 @@
 and the one-vs-rest / one-vs-one decompositions. Imported only when a model is built.
 
 A model with a ``fit_closed_form(x, y)`` method is solved once on the training part by the
-training loop instead of being stepped by the optimizer (runner/train.py).
+training loop instead of being stepped by the optimizer (runner/training/loop.py).
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 
 def signed_targets(y: torch.Tensor, outputs: int) -> torch.Tensor:
-    """Least-squares targets: values as they are; classes as +-1 (one column per class for K > 1, 003 2.3)."""
+    """Least-squares targets: values as they are; classes as +-1 (one column per class for K > 1, Liquet et al., sec. 2.3)."""
     if y.dtype.is_floating_point:
         return y if y.ndim == 2 else y.unsqueeze(1)
     if outputs == 1:
@@ -26,7 +26,7 @@ def signed_targets(y: torch.Tensor, outputs: int) -> torch.Tensor:
 class Expanded(nn.Module):
     """``head(basis(flatten(x)))``: a GLM's linear predictor over fixed features."""
 
-    def __init__(self, basis: Optional[nn.Module], head: nn.Linear) -> None:
+    def __init__(self, basis: nn.Module | None, head: nn.Linear) -> None:
         super().__init__()
         self.basis, self.head = basis, head
 
@@ -36,13 +36,13 @@ class Expanded(nn.Module):
 
 
 class LeastSquares(nn.Module):
-    """w* = argmin ||Phi w - t||^2 by lstsq or the pseudo-inverse, in float64 (004:301-305; 003 2.2).
+    """w* = argmin ||Phi w - t||^2 by lstsq or the pseudo-inverse, in float64 (Lal, Notes on ML and Neural Networks; Liquet et al., sec. 2.2).
 
     Columns are scaled to unit max-abs before solving (equilibration): the solution is the
-    same, but a degree-300 monomial basis stays solvable (004:250-257 reports 1e12 weights).
+    same, but a degree-300 monomial basis stays solvable (Lal, Notes on ML and Neural Networks reports 1e12 weights).
     """
 
-    def __init__(self, basis: Optional[nn.Module], in_features: int, out_features: int, bias: bool, solver: str) -> None:
+    def __init__(self, basis: nn.Module | None, in_features: int, out_features: int, bias: bool, solver: str) -> None:
         super().__init__()
         self.basis, self.bias, self.solver = basis, bias, solver
         width = (in_features if basis is None else basis.out_features) + int(bias)  # type: ignore[operator]
@@ -89,7 +89,7 @@ def class_pairs(n_classes: int) -> list[tuple[int, int]]:
 
 
 class Decomposition(nn.Module):
-    """K (one-vs-rest) or K(K-1)/2 (one-vs-one) independent binary models, one output each (003 2.3, 3.2)."""
+    """K (one-vs-rest) or K(K-1)/2 (one-vs-one) independent binary models, one output each (Liquet et al., sec. 2.3, 3.2)."""
 
     def __init__(self, kind: str, make_binary: Callable[[], nn.Module], outputs: int) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""Fixed basis expansions phi(x) in front of a linear head (000:331-335; 004:178-194; 003 3.4).
+"""Fixed basis expansions phi(x) in front of a linear head (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks; Liquet et al., sec. 3.4).
 
 Imported only when a model is built. An expansion computes in its input's dtype, so the
 closed-form least-squares model can run it in float64 (degree-300 monomials overflow float32).

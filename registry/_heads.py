@@ -19,7 +19,7 @@ class LossHead(nn.Module):
 
 
 class RegressionHead(LossHead):
-    """Identity link; ``reduction``/``scale`` cover the 1/N, 1/2N and sum forms of 004:162-672."""
+    """Identity link; ``reduction``/``scale`` cover the 1/N, 1/2N and sum forms of Lal, Notes on ML and Neural Networks."""
 
     def __init__(self, kind: str, reduction: str, scale: float, delta: float = 1.0) -> None:
         super().__init__()
@@ -40,7 +40,7 @@ class RegressionHead(LossHead):
 
 
 class BinaryHead(LossHead):
-    """Sigmoid link and binary cross-entropy on the single logit (000:233-245)."""
+    """Sigmoid link and binary cross-entropy on the single logit (Nalisnick, Deep Learning notes)."""
 
     def __init__(self, pos_weight: float | None) -> None:
         super().__init__()
@@ -50,13 +50,11 @@ class BinaryHead(LossHead):
         return torch.sigmoid(outputs.squeeze(-1))
 
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(
-            outputs.squeeze(-1), targets.to(outputs.dtype), pos_weight=self.pos_weight
-        )
+        return F.binary_cross_entropy_with_logits(outputs.squeeze(-1), targets.to(outputs.dtype), pos_weight=self.pos_weight)
 
 
 class CategoricalHead(LossHead):
-    """Softmax link and categorical cross-entropy (000:424-435), optional smoothing/weights."""
+    """Softmax link and categorical cross-entropy (Nalisnick, Deep Learning notes), optional smoothing/weights."""
 
     def __init__(self, label_smoothing: float, class_weights: list[float] | None) -> None:
         super().__init__()
@@ -68,6 +66,4 @@ class CategoricalHead(LossHead):
         return torch.softmax(outputs, dim=-1)
 
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(
-            outputs, targets, weight=self.class_weights, label_smoothing=self.label_smoothing
-        )
+        return F.cross_entropy(outputs, targets, weight=self.class_weights, label_smoothing=self.label_smoothing)

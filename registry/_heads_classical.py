@@ -1,13 +1,11 @@
 """Loss heads of the classical losses (see :mod:`registry._heads` for the contract).
 
-Binary margin losses read the single score s with labels y in {-1, +1} (000:287-291);
+Binary margin losses read the single score s with labels y in {-1, +1} (Nalisnick, Deep Learning notes);
 ``predict`` gives a probability-like score whose 0.5 threshold is the sign of s, so the
 binary metrics (and their ``threshold``) apply unchanged.
 """
 
 from __future__ import annotations
-
-from typing import Optional
 
 import torch
 from torch.nn import functional as F
@@ -25,7 +23,7 @@ def margin_loss(kind: str, scores: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     """Per-example loss of scores against +-1 labels, same shape as ``scores``.
 
     ``perceptron``: -y s on a mistake of psi(s) = -1 + 2 I[s > 0], else 0, so that s = 0 with
-    y = +1 is a mistake as in the rule (000:293); its gradient is -y x on mistakes only.
+    y = +1 is a mistake as in the rule (Nalisnick, Deep Learning notes); its gradient is -y x on mistakes only.
     """
     if kind == "hinge":
         return torch.relu(1.0 - y * scores)
@@ -45,7 +43,7 @@ def _probability(kind: str, scores: torch.Tensor) -> torch.Tensor:
 
 
 class MarginHead(LossHead):
-    """Hinge max(0, 1 - y s) or the perceptron criterion on one score (000:287-305)."""
+    """Hinge max(0, 1 - y s) or the perceptron criterion on one score (Nalisnick, Deep Learning notes)."""
 
     def __init__(self, kind: str) -> None:
         super().__init__()
@@ -103,7 +101,7 @@ class DecomposedHead(LossHead):
 
 
 class GaussianNLLHead(LossHead):
-    """Heteroskedastic Gaussian NLL: outputs (mean, log variance) per target (000:147, 196)."""
+    """Heteroskedastic Gaussian NLL: outputs (mean, log variance) per target (Nalisnick, Deep Learning notes)."""
 
     def __init__(self, eps: float, full: bool) -> None:
         super().__init__()
@@ -122,7 +120,7 @@ class GaussianNLLHead(LossHead):
 
 
 class PoissonNLLHead(LossHead):
-    """Poisson NLL with log-rate outputs, lambda = exp(f(x)) (000:204); predicts the rate."""
+    """Poisson NLL with log-rate outputs, lambda = exp(f(x)) (Nalisnick, Deep Learning notes); predicts the rate."""
 
     def __init__(self, full: bool) -> None:
         super().__init__()
@@ -138,7 +136,7 @@ class PoissonNLLHead(LossHead):
 
 
 class KLHead(LossHead):
-    """KL(target || softmax(outputs)) for target distributions in the rows of y (000:120-126)."""
+    """KL(target || softmax(outputs)) for target distributions in the rows of y (Nalisnick, Deep Learning notes)."""
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         return torch.softmax(outputs, dim=-1)
@@ -148,7 +146,7 @@ class KLHead(LossHead):
 
 
 class TripletHead(LossHead):
-    """Triplet loss max(0, d(a, p) - d(a, n) + margin) on embeddings (003 6.6), batch-hard mining:
+    """Triplet loss max(0, d(a, p) - d(a, n) + margin) on embeddings (Liquet et al., sec. 6.6), batch-hard mining:
     each anchor with its farthest same-class and nearest other-class example in the batch."""
 
     def __init__(self, margin: float, p: float) -> None:
@@ -163,6 +161,6 @@ class TripletHead(LossHead):
         same = targets.unsqueeze(0) == targets.unsqueeze(1)
         positive = distance.masked_fill(~same, float("-inf")).amax(1)
         negative = distance.masked_fill(same, float("inf")).amin(1)
-        valid: Optional[torch.Tensor] = torch.isfinite(negative) & (same.sum(1) > 1)
+        valid: torch.Tensor | None = torch.isfinite(negative) & (same.sum(1) > 1)
         loss = torch.relu(positive - negative + self.margin)
         return loss[valid].mean() if bool(valid.any()) else loss.sum() * 0.0

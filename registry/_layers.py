@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -14,7 +14,7 @@ class MLP(nn.Module):
     With ``hidden=[]`` this is a linear model. The head is a plain linear layer: the output
     link (sigmoid/softmax) belongs to the loss, which keeps the numerics stable. With
     ``skip`` each hidden layer after the first adds its input, h_l = phi(W h_{l-1}) + h_{l-1}
-    (000:806), through a bias-free projection U^T h_{l-1} where the width changes (000:830).
+    (Nalisnick, Deep Learning notes), through a bias-free projection U^T h_{l-1} where the width changes (Nalisnick, Deep Learning notes).
     """
 
     def __init__(
@@ -45,10 +45,12 @@ class MLP(nn.Module):
             self.body = nn.Sequential(*[layer for block in blocks for layer in block])
         else:
             # The first layer changes the input's width: it has no skip of its own.
-            self.body = nn.Sequential(*[
-                nn.Sequential(*block) if i == 0 else Residual(nn.Sequential(*block), _projection(widths[i], widths[i + 1], skip))
-                for i, block in enumerate(blocks)
-            ])
+            self.body = nn.Sequential(
+                *[
+                    nn.Sequential(*block) if i == 0 else Residual(nn.Sequential(*block), _projection(widths[i], widths[i + 1], skip))
+                    for i, block in enumerate(blocks)
+                ]
+            )
         self.head = nn.Linear(widths[-1], out_features, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +66,7 @@ def _projection(width_in: int, width_out: int, skip: str) -> nn.Module:
 
 
 class Residual(nn.Module):
-    """``body(x) + shortcut(x)``, then an optional activation: a skip connection (000:806; 003 6.5)."""
+    """``body(x) + shortcut(x)``, then an optional activation: a skip connection (Nalisnick, Deep Learning notes; Liquet et al., sec. 6.5)."""
 
     def __init__(self, body: nn.Module, shortcut: nn.Module | None = None, after: nn.Module | None = None) -> None:
         super().__init__()
@@ -92,7 +94,7 @@ class GlobalPool(nn.Module):
 
 
 def norm_layer(kind: str, channels: int, spatial_dims: int, groups: int = 1, bn_stats: str = "running") -> nn.Module:
-    """Batch, layer or group normalization over ``channels`` features (003 5.6).
+    """Batch, layer or group normalization over ``channels`` features (Liquet et al., sec. 5.6).
 
     ``bn_stats`` chooses what batch norm uses at test time: ``running`` averages (PyTorch's
     momentum 0.1) or the ``last_batch`` of training alone (momentum 1).

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Union
+from typing import IO, TYPE_CHECKING
 
 from registry._task import Task
 
@@ -77,7 +77,7 @@ def _infer_task(y: np.ndarray) -> Task:
     return Task("regression", n_targets=1 if y.ndim == 1 else int(y.shape[1]))
 
 
-def read(source: Union[Path, IO[bytes]], name: str) -> Table:
+def read(source: Path | IO[bytes], name: str) -> Table:
     """The :class:`Table` in an NPZ file or stream; ``name`` is used in error messages."""
     import numpy as np
 

@@ -9,8 +9,9 @@ that validating a spec never imports it.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Generic, Iterator, Literal, TypeVar, Union
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
@@ -96,9 +97,7 @@ class Registry(Generic[F]):
         except KeyError:
             hint = closest(name, self.names())
             did_you_mean = f" Did you mean {hint!r}?" if hint else ""
-            raise KeyError(
-                f"Unknown {self.kind} {name!r}.{did_you_mean} Known: {', '.join(self.names())}."
-            ) from None
+            raise KeyError(f"Unknown {self.kind} {name!r}.{did_you_mean} Known: {', '.join(self.names())}.") from None
 
     def field_type(self) -> Any:
         """The pydantic type of a spec field naming one of these components.

@@ -21,12 +21,14 @@ def as_sequence(x: torch.Tensor) -> torch.Tensor:
 class RecurrentClassifier(nn.Module):
     """torch's RNN/LSTM/GRU, then a linear readout of the last step or the mean over steps."""
 
-    def __init__(self, kind: str, features: int, hidden: int, layers: int, bidirectional: bool,
-                 dropout: float, readout: str, out_features: int) -> None:
+    def __init__(
+        self, kind: str, features: int, hidden: int, layers: int, bidirectional: bool, dropout: float, readout: str, out_features: int
+    ) -> None:
         super().__init__()
         cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
-        self.recurrent = cell(features, hidden, num_layers=layers, batch_first=True,
-                              bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
+        self.recurrent = cell(
+            features, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0
+        )
         self.readout = readout
         self.head = nn.Linear(hidden * (2 if bidirectional else 1), out_features)
 
@@ -37,7 +39,7 @@ class RecurrentClassifier(nn.Module):
 
 
 class Attention(nn.Module):
-    """Scores of a query against keys, softmax-normalized, and the weighted sum of the values (003 7.4)."""
+    """Scores of a query against keys, softmax-normalized, and the weighted sum of the values (Liquet et al., sec. 7.4)."""
 
     def __init__(self, size: int, score: str) -> None:
         super().__init__()
@@ -97,7 +99,7 @@ class Seq2Seq(nn.Module):
 
 
 def sinusoidal(steps: int, size: int) -> torch.Tensor:
-    """PE[t, 2i] = sin(t / 10000^(2i/p)), PE[t, 2i+1] = cos(...) (Vaswani et al. 2017; 003 7.5)."""
+    """PE[t, 2i] = sin(t / 10000^(2i/p)), PE[t, 2i+1] = cos(...) (Vaswani et al. 2017; Liquet et al., sec. 7.5)."""
     position = torch.arange(steps, dtype=torch.float32).unsqueeze(1)
     rate = torch.exp(torch.arange(0, size, 2, dtype=torch.float32) * (-math.log(10000.0) / size))
     table = torch.zeros(steps, size)
@@ -109,8 +111,20 @@ def sinusoidal(steps: int, size: int) -> torch.Tensor:
 class TransformerClassifier(nn.Module):
     """Input projection + positional embedding -> transformer encoder blocks -> pool -> linear."""
 
-    def __init__(self, features: int, steps: int, out_features: int, d_model: int, heads: int, layers: int,
-                 ffn: int, dropout: float, positional: str, pooling: str, norm_first: bool) -> None:
+    def __init__(
+        self,
+        features: int,
+        steps: int,
+        out_features: int,
+        d_model: int,
+        heads: int,
+        layers: int,
+        ffn: int,
+        dropout: float,
+        positional: str,
+        pooling: str,
+        norm_first: bool,
+    ) -> None:
         super().__init__()
         self.embed = nn.Linear(features, d_model)
         self.pooling = pooling

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -24,8 +25,9 @@ def _mlp(widths: list[int], make_activation: Callable[[], nn.Module], last_activ
 class Autoencoder(nn.Module):
     """Flatten, encode to the code (the last hidden width), decode back, reshape to the input's shape."""
 
-    def __init__(self, in_shape: tuple[int, ...], out_features: int, hidden: list[int],
-                 make_activation: Callable[[], nn.Module], output: str) -> None:
+    def __init__(
+        self, in_shape: tuple[int, ...], out_features: int, hidden: list[int], make_activation: Callable[[], nn.Module], output: str
+    ) -> None:
         super().__init__()
         size = math.prod(in_shape)
         self.out_shape = in_shape if out_features == size else (out_features,)
@@ -54,7 +56,7 @@ class VAEOutput(NamedTuple):
         return torch.cat([self.reconstruction.flatten(1), self.mu, self.log_var], dim=-1)
 
     @staticmethod
-    def unpack(outputs: torch.Tensor, size: int) -> "VAEOutput":
+    def unpack(outputs: torch.Tensor, size: int) -> VAEOutput:
         latent = (outputs.shape[-1] - size) // 2
         return VAEOutput(outputs[:, :size], outputs[:, size : size + latent], outputs[:, size + latent :])
 
@@ -62,15 +64,13 @@ class VAEOutput(NamedTuple):
 class VAE(nn.Module):
     """Encoder -> (mu, log sigma^2); z = mu + sigma * eps in training, z = mu in eval; decoder -> logits/means."""
 
-    def __init__(self, in_shape: tuple[int, ...], hidden: list[int], latent: int,
-                 make_activation: Callable[[], nn.Module]) -> None:
+    def __init__(self, in_shape: tuple[int, ...], hidden: list[int], latent: int, make_activation: Callable[[], nn.Module]) -> None:
         super().__init__()
         size = math.prod(in_shape)
         self.encoder = _mlp([size, *hidden], make_activation, last_activation=True)
         self.mu = nn.Linear(hidden[-1], latent)
         self.log_var = nn.Linear(hidden[-1], latent)
-        self.decoder = nn.Sequential(_mlp([latent, *reversed(hidden)], make_activation, last_activation=True),
-                                     nn.Linear(hidden[0], size))
+        self.decoder = nn.Sequential(_mlp([latent, *reversed(hidden)], make_activation, last_activation=True), nn.Linear(hidden[0], size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoder(x.flatten(1))

@@ -1,6 +1,6 @@
 """Activation functions, nameable in a spec as ``activation: relu`` or ``{type: leaky_relu, slope: 0.3}``.
 
-Sources: Nalisnick 000:654-661, Lal 004:884-898 (Lal notes Keras' leaky slope is 0.3 while
+Sources: Nalisnick Nalisnick, Deep Learning notes, Lal Lal, Notes on ML and Neural Networks (Lal notes Keras' leaky slope is 0.3 while
 PyTorch's is 0.01, hence the slope is always explicit here).
 """
 
@@ -29,14 +29,14 @@ def _simple(name: str, torch_name: str, doc: str) -> None:
 
 
 _simple("identity", "Identity", "The identity map (linear output).")
-_simple("sigmoid", "Sigmoid", "Logistic sigmoid, phi' = phi(1 - phi) (000:654).")
-_simple("tanh", "Tanh", "Hyperbolic tangent, zero-centred (004:884).")
-_simple("relu", "ReLU", "Rectified linear unit max(0, z) (000:658).")
+_simple("sigmoid", "Sigmoid", "Logistic sigmoid, phi' = phi(1 - phi) (Nalisnick, Deep Learning notes).")
+_simple("tanh", "Tanh", "Hyperbolic tangent, zero-centred (Lal, Notes on ML and Neural Networks).")
+_simple("relu", "ReLU", "Rectified linear unit max(0, z) (Nalisnick, Deep Learning notes).")
 _simple("gelu", "GELU", "Gaussian error linear unit.")
-_simple("silu", "SiLU", "SiLU / swish z * sigmoid(z) (003 ch. 5).")
+_simple("silu", "SiLU", "SiLU / swish z * sigmoid(z) (Liquet et al., ch. 5).")
 _simple("swish", "SiLU", "Alias of silu.")
 _simple("softplus", "Softplus", "Softplus log(1 + e^z), a smooth ReLU.")
-_simple("selu", "SELU", "Scaled ELU (003 ch. 5).")
+_simple("selu", "SELU", "Scaled ELU (Liquet et al., ch. 5).")
 
 
 class LeakyReLUParams(Params):
@@ -45,7 +45,7 @@ class LeakyReLUParams(Params):
 
 @ACTIVATIONS.register("leaky_relu", params=LeakyReLUParams)
 def leaky_relu(params: LeakyReLUParams) -> nn.Module:
-    """Leaky ReLU max(eps z, z) with an explicit slope (000:660; Keras uses 0.3, torch 0.01)."""
+    """Leaky ReLU max(eps z, z) with an explicit slope (Nalisnick, Deep Learning notes; Keras uses 0.3, torch 0.01)."""
     from torch import nn
 
     return nn.LeakyReLU(params.slope)
@@ -57,7 +57,7 @@ class ELUParams(Params):
 
 @ACTIVATIONS.register("elu", params=ELUParams)
 def elu(params: ELUParams) -> nn.Module:
-    """Exponential linear unit (004:896)."""
+    """Exponential linear unit (Lal, Notes on ML and Neural Networks)."""
     from torch import nn
 
     return nn.ELU(params.alpha)
@@ -69,7 +69,7 @@ class PReLUParams(Params):
 
 @ACTIVATIONS.register("prelu", params=PReLUParams)
 def prelu(params: PReLUParams) -> nn.Module:
-    """Parametric ReLU: the negative slope is learned (004:894)."""
+    """Parametric ReLU: the negative slope is learned (Lal, Notes on ML and Neural Networks)."""
     from torch import nn
 
     return nn.PReLU(init=params.init)
@@ -82,7 +82,7 @@ class RReLUParams(Params):
 
 @ACTIVATIONS.register("rrelu", params=RReLUParams)
 def rrelu(params: RReLUParams) -> nn.Module:
-    """Randomized leaky ReLU: random slope in training, the mean slope at test (004:894)."""
+    """Randomized leaky ReLU: random slope in training, the mean slope at test (Lal, Notes on ML and Neural Networks)."""
     from torch import nn
 
     return nn.RReLU(params.lower, params.upper)
@@ -94,7 +94,7 @@ class SoftmaxParams(Params):
 
 @ACTIVATIONS.register("softmax", params=SoftmaxParams)
 def softmax(params: SoftmaxParams) -> nn.Module:
-    """Softmax output link (000:420)."""
+    """Softmax output link (Nalisnick, Deep Learning notes)."""
     from torch import nn
 
     return nn.Softmax(dim=params.dim)
@@ -102,7 +102,7 @@ def softmax(params: SoftmaxParams) -> nn.Module:
 
 @ACTIVATIONS.register("step")
 def step(params: NoParams) -> nn.Module:
-    """Threshold step Theta(z) = 1 if z > 0 else 0, the TLU's activation (004:498-503); zero gradient."""
+    """Threshold step Theta(z) = 1 if z > 0 else 0, the TLU's activation (Lal, Notes on ML and Neural Networks); zero gradient."""
     import torch
     from torch import nn
 

@@ -2,13 +2,14 @@
 
 They act on ``(n, C, H, W)`` batches where they already are (on the device), drawing from
 torch's global RNG, which the spec's seed sets and checkpoints save: a run stays
-reproducible and resumable. Validation and test data are never augmented (003 ch. 5:
+reproducible and resumable. Validation and test data are never augmented (Liquet et al., ch. 5:
 random crops; the Fashion-MNIST benchmark's flips, translations and rotations).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -54,7 +55,7 @@ class CropParams(Params):
 
 @AUGMENTATIONS.register("crop", params=CropParams)
 def crop(params: CropParams) -> Augment:
-    """Random crop with zero padding: a random translation by up to ``padding`` pixels (003 ch. 5)."""
+    """Random crop with zero padding: a random translation by up to ``padding`` pixels (Liquet et al., ch. 5)."""
     import torch
     from torch.nn import functional as F
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -31,10 +31,10 @@ class Table:
     task: Task
     feature_names: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
-    test: Optional[tuple[np.ndarray, np.ndarray]] = None
+    test: tuple[np.ndarray, np.ndarray] | None = None
     files: list[Path] = field(default_factory=list)
     #: Group id per row (``groups:`` of a file dataset), for group k-fold; None when not given.
-    groups: Optional[np.ndarray] = None
+    groups: np.ndarray | None = None
 
 
 def _from_sklearn(loader_name: str, kind: str) -> Table:
@@ -59,8 +59,12 @@ def _sklearn(name: str, loader_name: str, kind: str, doc: str) -> None:
     DATASETS.add(name, build, NoParams, task=kind)
 
 
-_sklearn("breast_cancer", "load_breast_cancer", "binary",
-         "Wisconsin breast cancer, 569 x 30, binary (scikit-learn codes malignant as 0; 003 ch. 3).")
+_sklearn(
+    "breast_cancer",
+    "load_breast_cancer",
+    "binary",
+    "Wisconsin breast cancer, 569 x 30, binary (scikit-learn codes malignant as 0; Liquet et al., ch. 3).",
+)
 _sklearn("digits", "load_digits", "multiclass", "8x8 handwritten digits, 1797 x 64, 10 classes (scikit-learn).")
 _sklearn("iris", "load_iris", "multiclass", "Fisher's iris, 150 x 4, 3 classes (scikit-learn).")
 _sklearn("wine", "load_wine", "multiclass", "Wine recognition, 178 x 13, 3 classes (scikit-learn).")
@@ -70,11 +74,11 @@ _sklearn("diabetes", "load_diabetes", "regression", "Diabetes progression, 442 x
 class FileParams(Params):
     path: Path = Field(..., description="A .csv, .parquet or .pq file, relative to the working directory.")
     target: str = Field(..., description="Name of the target column.")
-    features: Optional[list[str]] = Field(None, description="Feature columns; default: every other column.")
+    features: list[str] | None = Field(None, description="Feature columns; default: every other column.")
     task: Literal["auto", "binary", "multiclass", "regression"] = Field(
         "auto", description="auto: classification when the target is text, bool, or integers with <= 20 values."
     )
-    groups: Optional[str] = Field(None, description="Column of group ids for group k-fold (not a feature).")
+    groups: str | None = Field(None, description="Column of group ids for group k-fold (not a feature).")
 
 
 def _infer_task(target: object, task: str) -> str:
@@ -85,8 +89,7 @@ def _infer_task(target: object, task: str) -> str:
     series = pd.Series(target)
     types = pd.api.types
     discrete = (
-        types.is_object_dtype(series) or types.is_string_dtype(series)
-        or types.is_bool_dtype(series) or types.is_integer_dtype(series)
+        types.is_object_dtype(series) or types.is_string_dtype(series) or types.is_bool_dtype(series) or types.is_integer_dtype(series)
     )
     if discrete and series.nunique() <= 20:
         return "binary" if series.nunique() == 2 else "multiclass"
@@ -108,7 +111,7 @@ def file(params: FileParams) -> Table:
 
 
 def table_from_frame(
-    frame: "pd.DataFrame", path: Path, target: str, features: Optional[list[str]], task: str, groups: Optional[str] = None
+    frame: pd.DataFrame, path: Path, target: str, features: list[str] | None, task: str, groups: str | None = None
 ) -> Table:
     """The table of a file's data frame: its numeric features, and a target label-encoded
     for classification; columns that are missing, hold text or have gaps are errors that say so."""
@@ -132,8 +135,7 @@ def table_from_frame(
     if gaps:
         first = int(np.flatnonzero(frame[list(gaps)].isna().any(axis=1).to_numpy())[0])
         raise ValueError(
-            f"{path}: missing values (column: count) {gaps}, the first in data row {first + 1}; "
-            "fill them or drop those rows in the file"
+            f"{path}: missing values (column: count) {gaps}, the first in data row {first + 1}; fill them or drop those rows in the file"
         )
     group_ids = None if groups is None else np.unique(frame[groups].astype(str).to_numpy(), return_inverse=True)[1]
     x = frame[features].to_numpy(dtype=np.float32)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -31,27 +31,29 @@ _CHUNK = 1 << 20
 
 class DvcFileParams(Params):
     path: Path = Field(..., description="A .npz (as `runner data add` writes), .csv or .parquet file, relative to the repository root.")
-    md5: Optional[str] = Field(
-        None, pattern=r"^[0-9a-f]{32}$",
+    md5: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{32}$",
         description="The content's md5 as DVC records it (`runner data add` prints it); a run on other content is refused.",
     )
-    rev: Optional[str] = Field(None, description="Read the file as of this git revision (tag, branch or commit) through dvc.api.")
-    repo: Optional[str] = Field(None, description="The DVC repository (path or git URL) to read from; default: the one holding the working directory.")
-    target: Optional[str] = Field(None, description="Target column (CSV and Parquet only).")
-    features: Optional[list[str]] = Field(None, description="Feature columns (CSV and Parquet only); default: every other column.")
+    rev: str | None = Field(None, description="Read the file as of this git revision (tag, branch or commit) through dvc.api.")
+    repo: str | None = Field(
+        None, description="The DVC repository (path or git URL) to read from; default: the one holding the working directory."
+    )
+    target: str | None = Field(None, description="Target column (CSV and Parquet only).")
+    features: list[str] | None = Field(None, description="Feature columns (CSV and Parquet only); default: every other column.")
     task: Literal["auto", "binary", "multiclass", "regression"] = Field(
-        "auto", description="CSV and Parquet only; auto: classification when the target is text, bool, or integers with <= 20 values.",
+        "auto",
+        description="CSV and Parquet only; auto: classification when the target is text, bool, or integers with <= 20 values.",
     )
 
     @model_validator(mode="after")
-    def _format_fits_columns(self) -> "DvcFileParams":
+    def _format_fits_columns(self) -> DvcFileParams:
         kind = FORMATS.get(self.path.suffix.lower())
         if kind is None:
             raise ValueError(f"the file must end in one of {', '.join(FORMATS)}, but got {str(self.path)!r}")
         if kind == "npz" and (self.target is not None or self.features is not None or self.task != "auto"):
-            raise ValueError(
-                "`target`, `features` and `task` are for CSV and Parquet files; an NPZ file holds x, y and its task already"
-            )
+            raise ValueError("`target`, `features` and `task` are for CSV and Parquet files; an NPZ file holds x, y and its task already")
         if kind != "npz" and self.target is None:
             raise ValueError(f"a {kind.upper()} file needs `target`, the name of its target column")
         return self

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -23,7 +23,16 @@ if TYPE_CHECKING:
     import numpy as np
 
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -31,12 +40,12 @@ _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0
 class SubsetParams(Params):
     """A seeded random subset of the rows, for quick runs on big files."""
 
-    limit: Optional[int] = Field(None, ge=1, description="Keep this many training rows (a seeded random subset); default: all.")
-    test_limit: Optional[int] = Field(None, ge=1, description="Keep this many official test rows; default: all.")
+    limit: int | None = Field(None, ge=1, description="Keep this many training rows (a seeded random subset); default: all.")
+    test_limit: int | None = Field(None, ge=1, description="Keep this many official test rows; default: all.")
     subset_seed: int = Field(0, ge=0, description="Seed of the subset draw (independent of the spec's seed).")
 
 
-def subset(x: np.ndarray, y: np.ndarray, limit: Optional[int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+def subset(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``limit`` rows drawn without replacement by ``seed``, kept in file order."""
     import numpy as np
 
@@ -68,7 +77,7 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
-def _find(directory: Path, stem: str) -> Optional[Path]:
+def _find(directory: Path, stem: str) -> Path | None:
     for name in (f"{stem}.gz", stem, stem.replace("-idx", ".idx")):  # t10k-images.idx3-ubyte too
         if (directory / name).exists():
             return directory / name
@@ -80,9 +89,7 @@ def _idx_pair(directory: Path, prefix: str, how_to_get: str) -> tuple[np.ndarray
 
     images, labels = _find(directory, f"{prefix}-images-idx3-ubyte"), _find(directory, f"{prefix}-labels-idx1-ubyte")
     if images is None or labels is None:
-        raise FileNotFoundError(
-            f"{directory} lacks {prefix}-images-idx3-ubyte(.gz) and {prefix}-labels-idx1-ubyte(.gz); {how_to_get}"
-        )
+        raise FileNotFoundError(f"{directory} lacks {prefix}-images-idx3-ubyte(.gz) and {prefix}-labels-idx1-ubyte(.gz); {how_to_get}")
     x = read_idx(images).astype(np.float32)
     return x.reshape(len(x), 1, *x.shape[1:]), read_idx(labels).astype(np.int64), [images, labels]
 
@@ -95,9 +102,7 @@ def _idx_dataset(directory: Path, how_to_get: str, classes: list[str]) -> Table:
 
 
 class FashionParams(SubsetParams):
-    directory: Path = Field(
-        Path("/usr/share/datasets/fashion-mnist"), description="Folder of the four IDX files (gz or raw)."
-    )
+    directory: Path = Field(Path("/usr/share/datasets/fashion-mnist"), description="Folder of the four IDX files (gz or raw).")
 
 
 @DATASETS.register("fashion_mnist", params=FashionParams, task="multiclass")
@@ -143,7 +148,7 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".w
 
 class ImageFolderParams(SubsetParams):
     path: Path = Field(..., description="A folder with one sub-folder of images per class (the class name is the folder's).")
-    size: Optional[tuple[int, int]] = Field(None, description="Resize every image to (height, width); default: all must share one size.")
+    size: tuple[int, int] | None = Field(None, description="Resize every image to (height, width); default: all must share one size.")
     mode: Literal["L", "RGB"] = Field("RGB", description="L: one grey channel; RGB: three channels.")
 
 

@@ -1,4 +1,4 @@
-"""Seeded synthetic datasets of the notes (catalog section 7): nothing to download.
+"""Seeded synthetic datasets of the notes (Lal; Nalisnick): nothing to download.
 
 Every generator draws from its own ``seed`` parameter, so a dataset is a pure function of its
 parameters (and its file md5 under ``runner data`` is stable); the spec's ``seed`` governs the
@@ -8,7 +8,7 @@ used where they exist.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
@@ -41,8 +41,11 @@ def _classes(x: np.ndarray, y: np.ndarray, n_classes: int) -> Table:
     kind = "binary" if n_classes == 2 else "multiclass"
     names = [f"x{i}" for i in range(x.shape[1])]
     return Table(
-        np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64), Task(kind, n_classes=n_classes),  # type: ignore[arg-type]
-        names, [str(c) for c in range(n_classes)],
+        np.asarray(x, dtype=np.float32),
+        np.asarray(y, dtype=np.int64),
+        Task(kind, n_classes=n_classes),  # type: ignore[arg-type]
+        names,
+        [str(c) for c in range(n_classes)],
     )
 
 
@@ -51,7 +54,7 @@ class _Interval(_Sampled):
     high: float = Field(3.0, description="Largest x.")
 
     @model_validator(mode="after")
-    def _low_below_high(self) -> "_Interval":
+    def _low_below_high(self) -> _Interval:
         if self.low >= self.high:
             raise ValueError(f"`low < high` must hold, but got low={self.low}, high={self.high}")
         return self
@@ -66,7 +69,7 @@ class NoisyCubicParams(_Interval):
 
 @DATASETS.register("noisy_cubic", params=NoisyCubicParams, task="regression")
 def noisy_cubic(params: NoisyCubicParams) -> Table:
-    """t = 0.5x^3 + 0.3x^2 - 0.25x + 1 + eps, eps ~ N(0, 1) (Lal 004:213-231, Table 1)."""
+    """t = 0.5x^3 + 0.3x^2 - 0.25x + 1 + eps, eps ~ N(0, 1) (Lal Lal, Notes on ML and Neural Networks, Table 1)."""
     import numpy as np
 
     rng = np.random.default_rng(params.seed)
@@ -76,13 +79,11 @@ def noisy_cubic(params: NoisyCubicParams) -> Table:
 
 
 class PolynomialDataParams(_Interval):
-    degree: int = Field(7, ge=0, description="Degree of the true polynomial (000:337 uses 7).")
-    coefficients: Optional[list[float]] = Field(
-        None, description="c_0..c_degree; default: drawn from N(0, 1) with the seed."
-    )
+    degree: int = Field(7, ge=0, description="Degree of the true polynomial (Nalisnick, Deep Learning notes uses 7).")
+    coefficients: list[float] | None = Field(None, description="c_0..c_degree; default: drawn from N(0, 1) with the seed.")
 
     @model_validator(mode="after")
-    def _coefficients_match_degree(self) -> "PolynomialDataParams":
+    def _coefficients_match_degree(self) -> PolynomialDataParams:
         if self.coefficients is not None and len(self.coefficients) != self.degree + 1:
             raise ValueError(f"`coefficients` needs degree + 1 = {self.degree + 1} values, got {len(self.coefficients)}")
         return self
@@ -90,7 +91,7 @@ class PolynomialDataParams(_Interval):
 
 @DATASETS.register("polynomial", params=PolynomialDataParams, task="regression")
 def polynomial(params: PolynomialDataParams) -> Table:
-    """y = sum_k c_k x^k + noise, a polynomial of a given degree (Nalisnick 000:337-342)."""
+    """y = sum_k c_k x^k + noise, a polynomial of a given degree (Nalisnick Nalisnick, Deep Learning notes)."""
     import numpy as np
 
     rng = np.random.default_rng(params.seed)
@@ -106,7 +107,7 @@ class SineParams(_Interval):
 
 @DATASETS.register("sine", params=SineParams, task="regression")
 def sine(params: SineParams) -> Table:
-    """y = sin(f x) + noise, the target of the MLP depth example (000:674, 686)."""
+    """y = sin(f x) + noise, the target of the MLP depth example (Nalisnick, Deep Learning notes)."""
     import numpy as np
 
     rng = np.random.default_rng(params.seed)
@@ -136,13 +137,13 @@ def _gate(params: TruthTableParams, outputs: list[int]) -> Table:
 
 @DATASETS.register("nand", params=TruthTableParams, task="binary")
 def nand(params: TruthTableParams) -> Table:
-    """NAND truth table, linearly separable (Lal 004:513-520, Table 2); test part = the 4 rows."""
+    """NAND truth table, linearly separable (Lal Lal, Notes on ML and Neural Networks, Table 2); test part = the 4 rows."""
     return _gate(params, [1, 1, 1, 0])
 
 
 @DATASETS.register("xor", params=TruthTableParams, task="binary")
 def xor(params: TruthTableParams) -> Table:
-    """XOR truth table, not linearly separable (Lal 004:522-533, Table 3; 000:307)."""
+    """XOR truth table, not linearly separable (Lal Lal, Notes on ML and Neural Networks, Table 3; Nalisnick, Deep Learning notes)."""
     return _gate(params, [0, 1, 1, 0])
 
 
@@ -164,12 +165,15 @@ class BlobsParams(_Seeded):
 
 @DATASETS.register("blobs", params=BlobsParams, task="any")
 def blobs(params: BlobsParams) -> Table:
-    """Isotropic Gaussian blobs, one per class (scikit-learn ``make_blobs``; catalog section 7)."""
+    """Isotropic Gaussian blobs, one per class (scikit-learn ``make_blobs``)."""
     from sklearn.datasets import make_blobs
 
     x, y = make_blobs(
-        params.n_samples, params.n_features, centers=params.centers,
-        cluster_std=params.cluster_std, random_state=params.seed,
+        params.n_samples,
+        params.n_features,
+        centers=params.centers,
+        cluster_std=params.cluster_std,
+        random_state=params.seed,
     )
     return _classes(x, y, params.centers)
 

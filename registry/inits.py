@@ -1,12 +1,13 @@
 """Weight initializations, applied to every linear and conv layer of a model.
 
-PyTorch's default ``nn.Linear`` initialization differs from both sources (catalog section 5),
+PyTorch's default ``nn.Linear`` initialization differs from both sources (Lal; Liquet et al.),
 so a spec names its scheme explicitly: ``init: {weights: kaiming_normal, bias: zeros}``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -31,7 +32,7 @@ class XavierParams(Params):
 
 @INITS.register("xavier_uniform", params=XavierParams)
 def xavier_uniform(params: XavierParams) -> WeightInit:
-    """Glorot uniform, U(+-sqrt(6/(fan_in+fan_out))) (000:842-846)."""
+    """Glorot uniform, U(+-sqrt(6/(fan_in+fan_out))) (Nalisnick, Deep Learning notes)."""
     from torch import nn
 
     return lambda w: nn.init.xavier_uniform_(w, gain=params.gain)
@@ -39,7 +40,7 @@ def xavier_uniform(params: XavierParams) -> WeightInit:
 
 @INITS.register("xavier_normal", params=XavierParams)
 def xavier_normal(params: XavierParams) -> WeightInit:
-    """Glorot normal, N(0, 2/(fan_in+fan_out)) (004:872-876)."""
+    """Glorot normal, N(0, 2/(fan_in+fan_out)) (Lal, Notes on ML and Neural Networks)."""
     from torch import nn
 
     return lambda w: nn.init.xavier_normal_(w, gain=params.gain)
@@ -53,7 +54,7 @@ class KaimingParams(Params):
 
 @INITS.register("kaiming_normal", params=KaimingParams)
 def kaiming_normal(params: KaimingParams) -> WeightInit:
-    """He normal, N(0, 2/fan_in) for ReLU (000:848-852; He et al. 2015)."""
+    """He normal, N(0, 2/fan_in) for ReLU (Nalisnick, Deep Learning notes; He et al. 2015)."""
     from torch import nn
 
     return lambda w: nn.init.kaiming_normal_(w, a=params.slope, mode=params.mode, nonlinearity=params.nonlinearity)
@@ -69,7 +70,9 @@ def kaiming_uniform(params: KaimingParams) -> WeightInit:
 
 class NormalParams(Params):
     mean: float = 0.0
-    std: float = Field(1.0, gt=0, description="Standard deviation; N(0, 1) is the historical baseline (004:796).")
+    std: float = Field(
+        1.0, gt=0, description="Standard deviation; N(0, 1) is the historical baseline (Lal, Notes on ML and Neural Networks)."
+    )
 
 
 @INITS.register("normal", params=NormalParams)
@@ -94,7 +97,7 @@ def orthogonal(params: OrthogonalParams) -> WeightInit:
 
 @INITS.register("zeros")
 def zeros(params: NoParams) -> WeightInit:
-    """All-zero weights: shows the symmetry problem of 004:796."""
+    """All-zero weights: shows the symmetry problem of Lal, Notes on ML and Neural Networks."""
     from torch import nn
 
     return nn.init.zeros_

@@ -3,12 +3,12 @@
 A layer builder takes its parameters and the shape of one input example and returns the
 torch module with the shape of one output example, so a layer list is checked for fit
 when the model is built, and the output-size formulas of the notes are code:
-``(n + 2p - d(f-1) - 1) // s + 1`` per spatial axis (004:1117-1135; 003 6.3).
+``(n + 2p - d(f-1) - 1) // s + 1`` per spatial axis (Lal, Notes on ML and Neural Networks; Liquet et al., sec. 6.3).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, TypeAdapter, field_validator
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 LAYERS: Registry = Registry("layer")
 ActivationField = ACTIVATIONS.field_type()
-Pair = Union[int, tuple[int, int]]
+Pair = int | tuple[int, int]
 
 
 def _pair(value: Pair) -> tuple[int, int]:
@@ -29,7 +29,7 @@ def _pair(value: Pair) -> tuple[int, int]:
 
 
 def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    """Output length along one axis of a convolution or pooling (004:1117-1135; 003 6.3)."""
+    """Output length along one axis of a convolution or pooling (Lal, Notes on ML and Neural Networks; Liquet et al., sec. 6.3)."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
@@ -39,11 +39,11 @@ def _image(shape: Shape, layer: str) -> tuple[int, int, int]:
     return shape  # type: ignore[return-value]
 
 
-def _activation(spec: Optional[Params]) -> Optional[nn.Module]:
+def _activation(spec: Params | None) -> nn.Module | None:
     return None if spec is None else ACTIVATIONS.get(spec.type).builder(spec)  # type: ignore[attr-defined]
 
 
-def _with_activation(module: nn.Module, spec: Optional[Params]) -> nn.Module:
+def _with_activation(module: nn.Module, spec: Params | None) -> nn.Module:
     from torch import nn
 
     activation = _activation(spec)
@@ -51,20 +51,21 @@ def _with_activation(module: nn.Module, spec: Optional[Params]) -> nn.Module:
 
 
 class ConvParams(Params):
-    filters: int = Field(..., ge=1, description="Output channels n_f (004:1117).")
+    filters: int = Field(..., ge=1, description="Output channels n_f (Lal, Notes on ML and Neural Networks).")
     kernel: Pair = Field(3, description="Filter size f, or [f_h, f_w].")
-    stride: Pair = Field(1, description="Step s between filter positions (004:1080).")
-    padding: Union[Literal["valid", "same"], int, tuple[int, int]] = Field(
-        "valid", description="valid (p=0), same (output size = input size at stride 1), or p per side (004:1123-1135)."
+    stride: Pair = Field(1, description="Step s between filter positions (Lal, Notes on ML and Neural Networks).")
+    padding: Literal["valid", "same"] | int | tuple[int, int] = Field(
+        "valid",
+        description="valid (p=0), same (output size = input size at stride 1), or p per side (Lal, Notes on ML and Neural Networks).",
     )
-    dilation: Pair = Field(1, description="Spacing between filter taps (003 6.3).")
+    dilation: Pair = Field(1, description="Spacing between filter taps (Liquet et al., sec. 6.3).")
     bias: bool = True
-    activation: Optional[ActivationField] = Field(None, description="Applied after the convolution; none by default.")  # type: ignore[valid-type]
+    activation: ActivationField | None = Field(None, description="Applied after the convolution; none by default.")  # type: ignore[valid-type]
 
 
 @LAYERS.register("conv", params=ConvParams)
 def conv(params: ConvParams, shape: Shape) -> tuple[nn.Module, Shape]:
-    """2-D convolution (cross-correlation) of n_f filters f x f x n_ch; 1x1 filters mix channels only (004:1070-1199)."""
+    """2-D convolution (cross-correlation) of n_f filters f x f x n_ch; 1x1 filters mix channels only (Lal, Notes on ML and Neural Networks)."""
     from torch import nn
 
     channels, height, width = _image(shape, "conv")
@@ -85,8 +86,8 @@ def conv(params: ConvParams, shape: Shape) -> tuple[nn.Module, Shape]:
 
 
 class PoolParams(Params):
-    kernel: Pair = Field(2, description="Window size (004:1154).")
-    stride: Optional[Pair] = Field(None, description="Default: the window size (non-overlapping; 004:1169).")
+    kernel: Pair = Field(2, description="Window size (Lal, Notes on ML and Neural Networks).")
+    stride: Pair | None = Field(None, description="Default: the window size (non-overlapping; Lal, Notes on ML and Neural Networks).")
     padding: Pair = 0
 
 
@@ -106,19 +107,19 @@ def _pool(kind: str, params: PoolParams, shape: Shape) -> tuple[nn.Module, Shape
 
 @LAYERS.register("max_pool", params=PoolParams)
 def max_pool(params: PoolParams, shape: Shape) -> tuple[nn.Module, Shape]:
-    """Max pooling per channel over a window (004:1154-1160)."""
+    """Max pooling per channel over a window (Lal, Notes on ML and Neural Networks)."""
     return _pool("max", params, shape)
 
 
 @LAYERS.register("avg_pool", params=PoolParams)
 def avg_pool(params: PoolParams, shape: Shape) -> tuple[nn.Module, Shape]:
-    """Average pooling per channel over a window (004:1154-1160)."""
+    """Average pooling per channel over a window (Lal, Notes on ML and Neural Networks)."""
     return _pool("avg", params, shape)
 
 
 @LAYERS.register("global_avg_pool")
 def global_avg_pool(params: NoParams, shape: Shape) -> tuple[nn.Module, Shape]:
-    """Mean of each channel over all positions: (C, H, W) -> (C,) (ResNet's head; 003 6.5)."""
+    """Mean of each channel over all positions: (C, H, W) -> (C,) (ResNet's head; Liquet et al., sec. 6.5)."""
     from registry._layers import GlobalPool
 
     channels, _, _ = _image(shape, "global_avg_pool")
@@ -136,7 +137,7 @@ def global_max_pool(params: NoParams, shape: Shape) -> tuple[nn.Module, Shape]:
 
 @LAYERS.register("flatten")
 def flatten(params: NoParams, shape: Shape) -> tuple[nn.Module, Shape]:
-    """(C, H, W) -> (C*H*W,), before a dense layer (004:1175)."""
+    """(C, H, W) -> (C*H*W,), before a dense layer (Lal, Notes on ML and Neural Networks)."""
     from torch import nn
 
     size = 1
@@ -148,7 +149,7 @@ def flatten(params: NoParams, shape: Shape) -> tuple[nn.Module, Shape]:
 class DenseParams(Params):
     units: int = Field(..., ge=1, description="Output features.")
     bias: bool = True
-    activation: Optional[ActivationField] = Field(None, description="Applied after the affine map; none by default.")  # type: ignore[valid-type]
+    activation: ActivationField | None = Field(None, description="Applied after the affine map; none by default.")  # type: ignore[valid-type]
 
 
 @LAYERS.register("dense", params=DenseParams)
@@ -166,7 +167,7 @@ def dense(params: DenseParams, shape: Shape) -> tuple[nn.Module, Shape]:
 
 
 class DropoutParams(Params):
-    p: float = Field(0.5, ge=0, lt=1, description="Probability of zeroing a unit in training (inverted dropout; 003 5.7).")
+    p: float = Field(0.5, ge=0, lt=1, description="Probability of zeroing a unit in training (inverted dropout; Liquet et al., sec. 5.7).")
 
 
 @LAYERS.register("dropout", params=DropoutParams)
@@ -188,7 +189,9 @@ def activation(params: ActivationLayerParams, shape: Shape) -> tuple[nn.Module, 
 
 
 class NormParams(Params):
-    kind: Literal["batch", "layer", "group"] = Field("batch", description="Batch (per channel), layer or group norm (003 5.6).")
+    kind: Literal["batch", "layer", "group"] = Field(
+        "batch", description="Batch (per channel), layer or group norm (Liquet et al., sec. 5.6)."
+    )
     groups: int = Field(2, ge=1, description="Groups of group norm.")
     bn_stats: Literal["running", "last_batch"] = Field("running", description="Batch norm's test-time statistics.")
 
@@ -206,7 +209,7 @@ class ResidualParams(Params):
     skip: Literal["identity", "projection"] = Field(
         "projection", description="identity: the block must keep the shape; projection: a 1x1 conv (or linear map) where it changes."
     )
-    activation: Optional[ActivationField] = Field("relu", description="Applied after the sum, as in ResNet.")  # type: ignore[valid-type]
+    activation: ActivationField | None = Field("relu", description="Applied after the sum, as in ResNet.")  # type: ignore[valid-type]
 
     @field_validator("layers")
     @classmethod
@@ -216,7 +219,7 @@ class ResidualParams(Params):
 
 @LAYERS.register("residual", params=ResidualParams)
 def residual(params: ResidualParams, shape: Shape) -> tuple[nn.Module, Shape]:
-    """A block with a shortcut: activation(F(x) + x), or + a projection of x when shapes differ (003 6.5; 000:830)."""
+    """A block with a shortcut: activation(F(x) + x), or + a projection of x when shapes differ (Liquet et al., sec. 6.5; Nalisnick, Deep Learning notes)."""
     from torch import nn
 
     from registry._layers import Residual
@@ -239,12 +242,14 @@ def residual(params: ResidualParams, shape: Shape) -> tuple[nn.Module, Shape]:
 
 
 class ConvHeadParams(Params):
-    units: list[int] = Field(default_factory=list, description="Widths of 1x1 conv layers after the full-size conv (the last is added for the outputs).")
+    units: list[int] = Field(
+        default_factory=list, description="Widths of 1x1 conv layers after the full-size conv (the last is added for the outputs)."
+    )
 
 
 @LAYERS.register("conv_head", params=ConvHeadParams)
 def conv_head(params: ConvHeadParams, shape: Shape) -> tuple[nn.Module, Shape]:
-    """A dense layer as a conv: a full-size conv (kernel = the input's H x W), then 1x1 convs (004:1206-1226)."""
+    """A dense layer as a conv: a full-size conv (kernel = the input's H x W), then 1x1 convs (Lal, Notes on ML and Neural Networks)."""
     from torch import nn
 
     channels, height, width = _image(shape, "conv_head")

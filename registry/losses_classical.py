@@ -24,7 +24,7 @@ class GaussianNLLParams(Params):
 
 @LOSSES.register("gaussian_nll", params=GaussianNLLParams, task="regression", outputs="mean_and_log_variance")
 def gaussian_nll(params: GaussianNLLParams) -> LossHead:
-    """Gaussian NLL with learned (heteroskedastic) variance: the model outputs mean and log sigma^2 (000:147, 196; 004:1390)."""
+    """Gaussian NLL with learned (heteroskedastic) variance: the model outputs mean and log sigma^2 (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks)."""
     from registry._heads_classical import GaussianNLLHead
 
     return GaussianNLLHead(params.eps, params.full)
@@ -36,7 +36,7 @@ class PoissonNLLParams(Params):
 
 @LOSSES.register("poisson_nll", params=PoissonNLLParams, task="regression")
 def poisson_nll(params: PoissonNLLParams) -> LossHead:
-    """Poisson NLL exp(f) - y f with log-rate f(x), the Poisson GLM's loss (000:204)."""
+    """Poisson NLL exp(f) - y f with log-rate f(x), the Poisson GLM's loss (Nalisnick, Deep Learning notes)."""
     from registry._heads_classical import PoissonNLLHead
 
     return PoissonNLLHead(params.full)
@@ -52,7 +52,7 @@ def hinge(params: NoParams) -> LossHead:
 
 @LOSSES.register("perceptron", task="binary")
 def perceptron(params: NoParams) -> LossHead:
-    """Perceptron criterion -y s on mistakes only: with SGD lr 1, batch 1 it is the perceptron rule (000:293-305)."""
+    """Perceptron criterion -y s on mistakes only: with SGD lr 1, batch 1 it is the perceptron rule (Nalisnick, Deep Learning notes)."""
     from registry._heads_classical import MarginHead
 
     return MarginHead("perceptron")
@@ -66,7 +66,7 @@ class DecomposedParams(Params):
 
 @LOSSES.register("one_vs_rest", params=DecomposedParams, task="multiclass")
 def one_vs_rest(params: DecomposedParams) -> LossHead:
-    """K independent binary problems, class k against the rest; the highest score wins (003 2.3, 3.2)."""
+    """K independent binary problems, class k against the rest; the highest score wins (Liquet et al., sec. 2.3, 3.2)."""
     from registry._heads_classical import DecomposedHead
 
     return DecomposedHead("ovr", params.binary)
@@ -74,7 +74,7 @@ def one_vs_rest(params: DecomposedParams) -> LossHead:
 
 @LOSSES.register("one_vs_one", params=DecomposedParams, task="multiclass", outputs="pairs")
 def one_vs_one(params: DecomposedParams) -> LossHead:
-    """K(K-1)/2 binary problems, one per pair of classes on their rows only; majority vote (003 2.3, 3.2)."""
+    """K(K-1)/2 binary problems, one per pair of classes on their rows only; majority vote (Liquet et al., sec. 2.3, 3.2)."""
     from registry._heads_classical import DecomposedHead
 
     return DecomposedHead("ovo", params.binary)
@@ -82,21 +82,21 @@ def one_vs_one(params: DecomposedParams) -> LossHead:
 
 @LOSSES.register("kl", task="regression")
 def kl(params: NoParams) -> LossHead:
-    """KL(q || softmax(f(x))) where each row of the targets is a distribution q (000:120-126; 004:1472)."""
+    """KL(q || softmax(f(x))) where each row of the targets is a distribution q (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks)."""
     from registry._heads_classical import KLHead
 
     return KLHead()
 
 
 class TripletParams(Params):
-    margin: float = Field(1.0, gt=0, description="alpha: how much farther the negative must be (003 6.6).")
+    margin: float = Field(1.0, gt=0, description="alpha: how much farther the negative must be (Liquet et al., sec. 6.6).")
     p: float = Field(2.0, gt=0, description="Norm of the embedding distance.")
     dim: int = Field(16, ge=1, description="Size of the embedding the model outputs.")
 
 
 @LOSSES.register("triplet", params=TripletParams, task="multiclass", outputs="dim")
 def triplet(params: TripletParams) -> LossHead:
-    """Triplet loss on embeddings with batch-hard mining of positives and negatives (003 6.6)."""
+    """Triplet loss on embeddings with batch-hard mining of positives and negatives (Liquet et al., sec. 6.6)."""
     from registry._heads_classical import TripletHead
 
     return TripletHead(params.margin, params.p)

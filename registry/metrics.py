@@ -6,7 +6,8 @@ variants of one metric (``f1`` macro and micro) need distinct names.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Literal, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -21,14 +22,14 @@ METRICS: Registry = Registry("metric")
 
 
 class MetricParams(Params):
-    name: Optional[str] = Field(None, description="Logged name; default: the metric's type.")
+    name: str | None = Field(None, description="Logged name; default: the metric's type.")
 
 
 class ClassificationParams(MetricParams):
     average: Literal["macro", "micro", "weighted", "none"] = Field(
-        "macro", description="How per-class scores combine for more than two classes (000:539); none: one per class."
+        "macro", description="How per-class scores combine for more than two classes (Nalisnick, Deep Learning notes); none: one per class."
     )
-    threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold p0 for binary tasks (004:384).")
+    threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold p0 for binary tasks (Lal, Notes on ML and Neural Networks).")
 
 
 class AccuracyParams(MetricParams):
@@ -44,7 +45,7 @@ def _classification(params: ClassificationParams | AccuracyParams, task: Task) -
 
 @METRICS.register("accuracy", params=AccuracyParams, task="classification", higher_is_better=True)
 def accuracy(params: AccuracyParams, task: Task) -> MetricFn:
-    """Share of correct predictions, 1 - mean 0-1 loss; threshold p0 or argmax (000:517; 004:376)."""
+    """Share of correct predictions, 1 - mean 0-1 loss; threshold p0 or argmax (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks)."""
     from torchmetrics.functional import accuracy as fn
 
     kwargs = _classification(params, task)
@@ -64,9 +65,9 @@ def _per_class(fn_name: str, doc: str) -> None:
     METRICS.add(name, build, ClassificationParams, task="classification", higher_is_better=True)
 
 
-_per_class("precision", "Precision TP/(TP+FP), per class then averaged (000:531).")
-_per_class("recall", "Recall (sensitivity) TP/(TP+FN), per class then averaged (000:533).")
-_per_class("f1_score", "F1, the harmonic mean of precision and recall (000:537).")
+_per_class("precision", "Precision TP/(TP+FP), per class then averaged (Nalisnick, Deep Learning notes).")
+_per_class("recall", "Recall (sensitivity) TP/(TP+FN), per class then averaged (Nalisnick, Deep Learning notes).")
+_per_class("f1_score", "F1, the harmonic mean of precision and recall (Nalisnick, Deep Learning notes).")
 
 
 class AUROCParams(MetricParams):
@@ -75,7 +76,7 @@ class AUROCParams(MetricParams):
 
 @METRICS.register("roc_auc", params=AUROCParams, task="classification", higher_is_better=True)
 def roc_auc(params: AUROCParams, task: Task) -> MetricFn:
-    """Area under the ROC curve from predicted probabilities (003 ch. 3)."""
+    """Area under the ROC curve from predicted probabilities (Liquet et al., ch. 3)."""
     from torchmetrics.functional import auroc
 
     kwargs: dict[str, object] = {"task": "binary"}
@@ -86,7 +87,7 @@ def roc_auc(params: AUROCParams, task: Task) -> MetricFn:
 
 @METRICS.register("rmse", params=MetricParams, task="regression", higher_is_better=False)
 def rmse(params: MetricParams, task: Task) -> MetricFn:
-    """Root mean squared error (000:511-515)."""
+    """Root mean squared error (Nalisnick, Deep Learning notes)."""
     from torchmetrics.functional import mean_squared_error
 
     return lambda preds, target: mean_squared_error(preds, target).sqrt()
@@ -94,7 +95,7 @@ def rmse(params: MetricParams, task: Task) -> MetricFn:
 
 @METRICS.register("mse", params=MetricParams, task="regression", higher_is_better=False)
 def mse(params: MetricParams, task: Task) -> MetricFn:
-    """Mean squared error (000:73)."""
+    """Mean squared error (Nalisnick, Deep Learning notes)."""
     from torchmetrics.functional import mean_squared_error
 
     return lambda preds, target: mean_squared_error(preds, target)

@@ -7,7 +7,8 @@ images rather than as numbers (meta ``figure=True``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -24,7 +25,7 @@ Average = Literal["macro", "micro", "weighted", "none"]
 
 class AveragedParams(MetricParams):
     average: Average = Field("macro", description="macro, micro, weighted, or none (one value per class).")
-    threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold p0 for binary tasks (004:384).")
+    threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold p0 for binary tasks (Lal, Notes on ML and Neural Networks).")
 
 
 def _kwargs(params: AveragedParams, task: Task) -> dict[str, object]:
@@ -34,12 +35,12 @@ def _kwargs(params: AveragedParams, task: Task) -> dict[str, object]:
 
 
 class FBetaParams(AveragedParams):
-    beta: float = Field(1.0, gt=0, description="Weight of recall relative to precision (003 ch. 3).")
+    beta: float = Field(1.0, gt=0, description="Weight of recall relative to precision (Liquet et al., ch. 3).")
 
 
 @METRICS.register("fbeta", params=FBetaParams, task="classification", higher_is_better=True)
 def fbeta(params: FBetaParams, task: Task) -> MetricFn:
-    """F-beta = (1 + b^2) P R / (b^2 P + R), per class then averaged (003 ch. 3)."""
+    """F-beta = (1 + b^2) P R / (b^2 P + R), per class then averaged (Liquet et al., ch. 3)."""
     from torchmetrics.functional import fbeta_score
 
     kwargs = _kwargs(params, task)
@@ -48,7 +49,7 @@ def fbeta(params: FBetaParams, task: Task) -> MetricFn:
 
 @METRICS.register("specificity", params=AveragedParams, task="classification", higher_is_better=True)
 def specificity(params: AveragedParams, task: Task) -> MetricFn:
-    """Specificity TN/(TN+FP), the recall of the negatives (003 ch. 3)."""
+    """Specificity TN/(TN+FP), the recall of the negatives (Liquet et al., ch. 3)."""
     from torchmetrics.functional import specificity as fn
 
     kwargs = _kwargs(params, task)
@@ -61,7 +62,7 @@ class TopKParams(MetricParams):
 
 @METRICS.register("top_k_accuracy", params=TopKParams, task="classification", higher_is_better=True)
 def top_k_accuracy(params: TopKParams, task: Task) -> MetricFn:
-    """Top-k accuracy, e.g. ImageNet's top-5 (003 ch. 6); needs k < number of classes."""
+    """Top-k accuracy, e.g. ImageNet's top-5 (Liquet et al., ch. 6); needs k < number of classes."""
     from torchmetrics.functional import accuracy
 
     if task.kind == "binary" or params.k >= task.n_classes:
@@ -80,19 +81,16 @@ def pr_auc(params: PRAUCParams, task: Task) -> MetricFn:
 
     if task.kind == "binary":
         return lambda preds, target: average_precision(preds, target, task="binary")
-    return lambda preds, target: average_precision(
-        preds, target, task="multiclass", num_classes=task.n_classes, average=params.average
-    )
+    return lambda preds, target: average_precision(preds, target, task="multiclass", num_classes=task.n_classes, average=params.average)
 
 
 class LogLossParams(MetricParams):
-    eps: float = Field(1e-7, gt=0, lt=0.5, description="Probabilities are clipped to [eps, 1 - eps] (003 ch. 3).")
+    eps: float = Field(1e-7, gt=0, lt=0.5, description="Probabilities are clipped to [eps, 1 - eps] (Liquet et al., ch. 3).")
 
 
 @METRICS.register("log_loss", params=LogLossParams, task="classification", higher_is_better=False)
 def log_loss(params: LogLossParams, task: Task) -> MetricFn:
     """Mean negative log-likelihood of the true class under the predicted probabilities."""
-    import torch
 
     def fn(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         p = preds.clamp(params.eps, 1 - params.eps)
@@ -111,7 +109,7 @@ class ConfusionParams(MetricParams):
 
 @METRICS.register("confusion_matrix", params=ConfusionParams, task="classification", figure=True)
 def confusion_matrix(params: ConfusionParams, task: Task) -> FigureFn:
-    """Confusion matrix C_ij = examples of true class i predicted as j (000:523-527), drawn on the test part."""
+    """Confusion matrix C_ij = examples of true class i predicted as j (Nalisnick, Deep Learning notes), drawn on the test part."""
     from torchmetrics.functional import confusion_matrix as fn
 
     kwargs: dict[str, object] = {"task": "binary", "threshold": params.threshold}
@@ -129,7 +127,7 @@ def confusion_matrix(params: ConfusionParams, task: Task) -> FigureFn:
 
 @METRICS.register("roc_curve", params=MetricParams, task="classification", figure=True)
 def roc_curve(params: MetricParams, task: Task) -> FigureFn:
-    """ROC curve (TPR against FPR over all thresholds; one-vs-rest per class), with its AUC (003 ch. 3)."""
+    """ROC curve (TPR against FPR over all thresholds; one-vs-rest per class), with its AUC (Liquet et al., ch. 3)."""
     from torchmetrics.functional import auroc, roc
 
     kwargs: dict[str, object] = {"task": "binary"}

@@ -7,7 +7,7 @@ target), so a spec never repeats them. Outputs are raw scores: the loss applies 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
@@ -24,18 +24,16 @@ ActivationField = ACTIVATIONS.field_type()
 
 
 class InitSpec(Params):
-    """How weights and biases start (catalog section 5: name the scheme, biases usually zero)."""
+    """How weights and biases start: name the scheme; biases usually start at zero."""
 
     weights: INITS.field_type() = Field("default", description="Weight scheme, e.g. kaiming_normal.")  # type: ignore[valid-type]
-    bias: Union[Literal["zeros", "default"], float] = Field(
-        "zeros", description="'zeros', a constant, or 'default' for PyTorch's own."
-    )
+    bias: Literal["zeros", "default"] | float = Field("zeros", description="'zeros', a constant, or 'default' for PyTorch's own.")
 
 
 class LinearParams(Params):
     """A single affine map w.x + b: a generalized linear model once the loss adds the link."""
 
-    bias: bool = Field(True, description="Learn an intercept (000:323).")
+    bias: bool = Field(True, description="Learn an intercept (Nalisnick, Deep Learning notes).")
     init: InitSpec = Field(default_factory=InitSpec)
 
 
@@ -51,19 +49,19 @@ def _linear(params: LinearParams, in_shape: tuple[int, ...], out_features: int) 
 
 @MODELS.register("linear", params=LinearParams, losses=None)
 def linear(params: LinearParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Linear regression E[y|x] = w.x + b, identity link (000:317; 003 2.2)."""
+    """Linear regression E[y|x] = w.x + b, identity link (Nalisnick, Deep Learning notes; Liquet et al., sec. 2.2)."""
     return _linear(params, in_shape, out_features)
 
 
 @MODELS.register("logistic", params=LinearParams, losses=("bce",))
 def logistic(params: LinearParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Logistic regression: one logit, Bernoulli likelihood through the bce loss (000:214; 003 3.1)."""
+    """Logistic regression: one logit, Bernoulli likelihood through the bce loss (Nalisnick, Deep Learning notes; Liquet et al., sec. 3.1)."""
     return _linear(params, in_shape, out_features)
 
 
 @MODELS.register("softmax", params=LinearParams, losses=("cross_entropy",))
 def softmax(params: LinearParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Softmax (multinomial) regression: K logits, categorical likelihood (000:400; 003 3.3)."""
+    """Softmax (multinomial) regression: K logits, categorical likelihood (Nalisnick, Deep Learning notes; Liquet et al., sec. 3.3)."""
     return _linear(params, in_shape, out_features)
 
 
@@ -71,7 +69,7 @@ class MLPParams(Params):
     """A feedforward network: hidden widths, activation(s), dropout, normalization, init."""
 
     hidden: list[int] = Field([64], description="Width of each hidden layer, input side first.")
-    activation: Union[ActivationField, list[ActivationField]] = Field(  # type: ignore[valid-type]
+    activation: ActivationField | list[ActivationField] = Field(  # type: ignore[valid-type]
         "relu", description="One activation for every hidden layer, or one per layer."
     )
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
@@ -79,19 +77,19 @@ class MLPParams(Params):
     bias: bool = True
     groups: int = Field(2, ge=1, description="Groups of group norm; each hidden width must divide by it.")
     bn_stats: Literal["running", "last_batch"] = Field(
-        "running", description="Batch norm at test time: running averages, or the last training batch's statistics (003 5.6)."
+        "running",
+        description="Batch norm at test time: running averages, or the last training batch's statistics (Liquet et al., sec. 5.6).",
     )
     skip: Literal["none", "identity", "projection"] = Field(
-        "none", description="Skip connections between hidden layers: identity (equal widths) or a projection where widths change (000:806-834)."
+        "none",
+        description="Skip connections between hidden layers: identity (equal widths) or a projection where widths change (Nalisnick, Deep Learning notes).",
     )
     init: InitSpec = Field(default_factory=InitSpec)
 
     @model_validator(mode="after")
-    def _one_activation_per_layer(self) -> "MLPParams":
+    def _one_activation_per_layer(self) -> MLPParams:
         if isinstance(self.activation, list) and len(self.activation) != len(self.hidden):
-            raise ValueError(
-                f"`activation` lists {len(self.activation)} entries but `hidden` has {len(self.hidden)} layers"
-            )
+            raise ValueError(f"`activation` lists {len(self.activation)} entries but `hidden` has {len(self.hidden)} layers")
         if any(width < 1 for width in self.hidden):
             raise ValueError(f"every hidden width must be >= 1, got {self.hidden}")
         if self.skip == "identity" and len(set(self.hidden)) > 1:
@@ -103,7 +101,7 @@ class MLPParams(Params):
 
 @MODELS.register("mlp", params=MLPParams, losses=None)
 def mlp(params: MLPParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Multilayer perceptron with per-layer widths and activations (000:618-690; 004:612-650)."""
+    """Multilayer perceptron with per-layer widths and activations (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks)."""
     from torch import nn
 
     from registry._layers import MLP, flat_size, initialize
@@ -111,8 +109,16 @@ def mlp(params: MLPParams, in_shape: tuple[int, ...], out_features: int) -> nn.M
     specs = params.activation if isinstance(params.activation, list) else [params.activation] * len(params.hidden)
     makers = [lambda s=s: ACTIVATIONS.get(s.type).builder(s) for s in specs]
     model = MLP(
-        flat_size(in_shape), list(params.hidden), out_features, makers, params.dropout, params.norm, params.bias,
-        params.skip, params.groups, params.bn_stats,
+        flat_size(in_shape),
+        list(params.hidden),
+        out_features,
+        makers,
+        params.dropout,
+        params.norm,
+        params.bias,
+        params.skip,
+        params.groups,
+        params.bn_stats,
     )
     initialize(model, INITS.get(params.init.weights.type).builder(params.init.weights), params.init.bias)
     return model if len(in_shape) == 1 else nn.Sequential(nn.Flatten(), model)

@@ -8,7 +8,7 @@ reconstruction and the posterior's mean and log-variance (:mod:`registry._vae`),
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -26,16 +26,18 @@ ActivationField = ACTIVATIONS.field_type()
 
 
 class AutoencoderParams(Params):
-    """Encoder widths down to the bottleneck; the decoder mirrors them (003 3.5)."""
+    """Encoder widths down to the bottleneck; the decoder mirrors them (Liquet et al., sec. 3.5)."""
 
     hidden: list[int] = Field([32], min_length=1, description="Encoder widths, the last is the code size m: [32] shallow, [128, 32] deep.")
-    activation: ActivationField = Field("tanh", description="Hidden activation; identity gives a PCA-like linear autoencoder (003 3.5).")  # type: ignore[valid-type]
+    activation: ActivationField = Field(
+        "tanh", description="Hidden activation; identity gives a PCA-like linear autoencoder (Liquet et al., sec. 3.5)."
+    )  # type: ignore[valid-type]
     output: Literal["identity", "sigmoid"] = Field("identity", description="Output link: sigmoid for inputs in [0, 1].")
 
 
 @MODELS.register("autoencoder", params=AutoencoderParams, losses=None, inputs="any")
 def autoencoder(params: AutoencoderParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Shallow or deep autoencoder x -> code -> x-hat, trained with target = input (003 3.5)."""
+    """Shallow or deep autoencoder x -> code -> x-hat, trained with target = input (Liquet et al., sec. 3.5)."""
     from registry._vae import Autoencoder
 
     def make() -> nn.Module:
@@ -45,7 +47,7 @@ def autoencoder(params: AutoencoderParams, in_shape: tuple[int, ...], out_featur
 
 
 class VAEParams(Params):
-    """Gaussian encoder q(z|x) = N(mu, diag sigma^2), decoder p(x|z), standard normal prior (003 8.1)."""
+    """Gaussian encoder q(z|x) = N(mu, diag sigma^2), decoder p(x|z), standard normal prior (Liquet et al., sec. 8.1)."""
 
     hidden: list[int] = Field([64], min_length=1, description="Encoder hidden widths; the decoder mirrors them.")
     latent: int = Field(2, ge=1, description="Latent size.")
@@ -54,7 +56,7 @@ class VAEParams(Params):
 
 @MODELS.register("vae", params=VAEParams, losses=("elbo",), inputs="any")
 def vae(params: VAEParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Variational autoencoder with the reparameterization z = mu + sigma * eps (Kingma & Welling 2014; 003 8.1)."""
+    """Variational autoencoder with the reparameterization z = mu + sigma * eps (Kingma & Welling 2014; Liquet et al., sec. 8.1)."""
     from registry._vae import VAE
 
     def make() -> nn.Module:
@@ -67,12 +69,12 @@ class ELBOParams(Params):
     likelihood: Literal["gaussian", "bernoulli"] = Field(
         "bernoulli", description="p(x|z): Bernoulli on logits (inputs in [0, 1]) or unit-variance Gaussian (squared error / 2)."
     )
-    beta: Union[float, int] = Field(1.0, ge=0, description="Weight of the KL term (beta-VAE; 1 is the ELBO).")
+    beta: float | int = Field(1.0, ge=0, description="Weight of the KL term (beta-VAE; 1 is the ELBO).")
 
 
 @LOSSES.register("elbo", params=ELBOParams, task="regression")
 def elbo(params: ELBOParams) -> LossHead:
-    """Negative ELBO per example: reconstruction NLL + beta * KL(q(z|x) || N(0, I)) (003 8.1)."""
+    """Negative ELBO per example: reconstruction NLL + beta * KL(q(z|x) || N(0, I)) (Liquet et al., sec. 8.1)."""
     from registry._vae import ELBOHead
 
     return ELBOHead(params.likelihood, float(params.beta))

@@ -7,7 +7,7 @@ the hidden layers. Layers are those of :mod:`registry.layers`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, TypeAdapter, field_validator
 
@@ -47,7 +47,9 @@ class SequentialParams(Params):
     """An explicit layer list; the output layer follows from the loss."""
 
     layers: list[Any] = Field(default_factory=list, description="The layers in order, e.g. [{type: dense, units: 32, activation: relu}].")
-    head: Literal["dense", "fully_conv"] = Field("dense", description="Output layer: linear on the flattened features, or a full-size conv.")
+    head: Literal["dense", "fully_conv"] = Field(
+        "dense", description="Output layer: linear on the flattened features, or a full-size conv."
+    )
     init: InitSpec = Field(default_factory=InitSpec)
 
     @field_validator("layers")
@@ -78,14 +80,14 @@ _CNN_DEFAULT = [
 
 
 class CNNParams(SequentialParams):
-    """A ConvNet from a layer list: [conv -> pool] x n -> flatten -> dense (004:1175-1179)."""
+    """A ConvNet from a layer list: [conv -> pool] x n -> flatten -> dense (Lal, Notes on ML and Neural Networks)."""
 
     layers: list[Any] = Field(default_factory=lambda: list(_CNN_DEFAULT), description="Conv, pool, norm, residual, dense, ... layers.")
 
 
 @MODELS.register("cnn", params=CNNParams, losses=None, inputs="images")
 def cnn(params: CNNParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Convolutional network from a layer list, dense or fully convolutional head (004:1070-1226; 003 6.3-6.4)."""
+    """Convolutional network from a layer list, dense or fully convolutional head (Lal, Notes on ML and Neural Networks; Liquet et al., sec. 6.3-6.4)."""
     return _sequential(params, in_shape, out_features)
 
 
@@ -100,26 +102,27 @@ VGG_CONFIGS: dict[str, list[list[int]]] = {
 class VGGParams(Params):
     """Blocks of 3x3 same convs, each block closed by a 2x2 max-pool, then dense layers (Simonyan & Zisserman 2015)."""
 
-    blocks: Union[Literal["vgg11", "vgg13", "vgg16", "vgg19"], list[list[int]]] = Field(
+    blocks: Literal["vgg11", "vgg13", "vgg16", "vgg19"] | list[list[int]] = Field(
         [[16], [32]], description="A named configuration or the filters of each conv, block by block."
     )
     dense: list[int] = Field([64], description="Widths of the dense layers before the output (VGG: [4096, 4096]).")
-    dropout: float = Field(0.5, ge=0, lt=1, description="Dropout after each dense layer (FC layers only; 003 6.4).")
+    dropout: float = Field(0.5, ge=0, lt=1, description="Dropout after each dense layer (FC layers only; Liquet et al., sec. 6.4).")
     batch_norm: bool = Field(False, description="Batch norm after each conv (VGG-BN).")
     init: InitSpec = Field(default_factory=InitSpec)
 
 
 @MODELS.register("vgg", params=VGGParams, losses=None, inputs="images")
 def vgg(params: VGGParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """VGG-style ConvNet; ``blocks: vgg19`` with dense [4096, 4096] is VGG19, 143,667,240 parameters at 224x224x3 (003 6.4)."""
+    """VGG-style ConvNet; ``blocks: vgg19`` with dense [4096, 4096] is VGG19, 143,667,240 parameters at 224x224x3 (Liquet et al., sec. 6.4)."""
     from torch import nn
 
     blocks = VGG_CONFIGS[params.blocks] if isinstance(params.blocks, str) else params.blocks
     layers: list[dict[str, Any]] = []
     for block in blocks:
         for filters in block:
-            layers.append({"type": "conv", "filters": filters, "kernel": 3, "padding": "same",
-                           "activation": None if params.batch_norm else "relu"})
+            layers.append(
+                {"type": "conv", "filters": filters, "kernel": 3, "padding": "same", "activation": None if params.batch_norm else "relu"}
+            )
             if params.batch_norm:
                 layers += [{"type": "norm", "kind": "batch"}, {"type": "activation", "function": "relu"}]
         layers.append({"type": "max_pool", "kernel": 2})
@@ -136,7 +139,9 @@ class ResNetParams(Params):
     """Stages of basic residual blocks (two 3x3 convs with batch norm, He et al. 2016), global average pool, linear output."""
 
     widths: list[int] = Field([16, 32], min_length=1, description="Channels of each stage; stages after the first halve the resolution.")
-    blocks: list[int] = Field([1, 1], min_length=1, description="Residual blocks per stage (ResNet-18: [2, 2, 2, 2] with widths [64, 128, 256, 512]).")
+    blocks: list[int] = Field(
+        [1, 1], min_length=1, description="Residual blocks per stage (ResNet-18: [2, 2, 2, 2] with widths [64, 128, 256, 512])."
+    )
     stem: Literal["small", "imagenet"] = Field(
         "small", description="small: one 3x3 conv (small images); imagenet: 7x7 stride-2 conv and 3x3 stride-2 max-pool."
     )
@@ -152,7 +157,7 @@ class ResNetParams(Params):
 
 @MODELS.register("resnet", params=ResNetParams, losses=None, inputs="images")
 def resnet(params: ResNetParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """ResNet-style network; widths [64,128,256,512], blocks [2,2,2,2], imagenet stem is ResNet-18 (003 6.5)."""
+    """ResNet-style network; widths [64,128,256,512], blocks [2,2,2,2], imagenet stem is ResNet-18 (Liquet et al., sec. 6.5)."""
     from torch import nn
 
     if len(params.widths) != len(params.blocks):
@@ -161,21 +166,32 @@ def resnet(params: ResNetParams, in_shape: tuple[int, ...], out_features: int) -
     if params.stem == "imagenet":
         layers: list[dict[str, Any]] = [
             {"type": "conv", "filters": first, "kernel": 7, "stride": 2, "padding": 3, "bias": False},
-            {"type": "norm"}, {"type": "activation", "function": "relu"},
+            {"type": "norm"},
+            {"type": "activation", "function": "relu"},
             {"type": "max_pool", "kernel": 3, "stride": 2, "padding": 1},
         ]
     else:
-        layers = [{"type": "conv", "filters": first, "kernel": 3, "padding": 1, "bias": False},
-                  {"type": "norm"}, {"type": "activation", "function": "relu"}]
+        layers = [
+            {"type": "conv", "filters": first, "kernel": 3, "padding": 1, "bias": False},
+            {"type": "norm"},
+            {"type": "activation", "function": "relu"},
+        ]
     for stage, (width, count) in enumerate(zip(params.widths, params.blocks)):
         for block in range(count):
             stride = 2 if stage > 0 and block == 0 else 1
-            layers.append({"type": "residual", "skip": "projection", "layers": [
-                {"type": "conv", "filters": width, "kernel": 3, "stride": stride, "padding": 1, "bias": False},
-                {"type": "norm"}, {"type": "activation", "function": "relu"},
-                {"type": "conv", "filters": width, "kernel": 3, "padding": 1, "bias": False},
-                {"type": "norm"},
-            ]})
+            layers.append(
+                {
+                    "type": "residual",
+                    "skip": "projection",
+                    "layers": [
+                        {"type": "conv", "filters": width, "kernel": 3, "stride": stride, "padding": 1, "bias": False},
+                        {"type": "norm"},
+                        {"type": "activation", "function": "relu"},
+                        {"type": "conv", "filters": width, "kernel": 3, "padding": 1, "bias": False},
+                        {"type": "norm"},
+                    ],
+                }
+            )
     layers.append({"type": "global_avg_pool"})
     body, shape = stack(_layer_list(layers), in_shape)
     model = _init(nn.Sequential(*body, _head(shape, out_features, "dense")), params.init)

@@ -3,15 +3,14 @@ perceptron, and one-vs-rest / one-vs-one wrappers over any binary model.
 
 The GLM family fixes the loss (its negative log-likelihood) and so the link: identity for
 ``normal``, logistic for ``bernoulli``, softmax for ``categorical``, exp for ``poisson``
-(000:202-204); ``runner validate`` checks that the spec's loss belongs to the family.
+(Nalisnick, Deep Learning notes); ``runner validate`` checks that the spec's loss belongs to the family.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from typing_extensions import Annotated
 
 from registry._registry import Params
 from registry.inits import INITS
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class PolynomialBasis(Params):
-    """[x, x^2, ..., x^K] with cross terms (000:331; 003 3.4)."""
+    """[x, x^2, ..., x^K] with cross terms (Nalisnick, Deep Learning notes; Liquet et al., sec. 3.4)."""
 
     type: Literal["polynomial"] = "polynomial"
     degree: int = Field(..., ge=1, description="Highest total degree K.")
@@ -30,7 +29,7 @@ class PolynomialBasis(Params):
 
 
 class RBFBasis(Params):
-    """Gaussian radial basis functions around fixed centres (004:182)."""
+    """Gaussian radial basis functions around fixed centres (Lal, Notes on ML and Neural Networks)."""
 
     type: Literal["rbf"] = "rbf"
     centers: int = Field(..., ge=1, description="Number of basis functions.")
@@ -41,14 +40,14 @@ class RBFBasis(Params):
 
 
 class FourierBasis(Params):
-    """sin/cos of multiples of a base frequency per feature (004:182, a generic fixed basis)."""
+    """sin/cos of multiples of a base frequency per feature (Lal, Notes on ML and Neural Networks, a generic fixed basis)."""
 
     type: Literal["fourier"] = "fourier"
     terms: int = Field(..., ge=1, description="Harmonics k = 1..terms.")
     period: float = Field(1.0, gt=0, description="Period P of the first harmonic.")
 
 
-Basis = Annotated[Union[PolynomialBasis, RBFBasis, FourierBasis], Field(discriminator="type")]
+Basis = Annotated[PolynomialBasis | RBFBasis | FourierBasis, Field(discriminator="type")]
 
 FAMILY_LOSSES: dict[str, tuple[str, ...]] = {
     "normal": ("mse", "mae", "huber", "gaussian_nll"),
@@ -64,12 +63,12 @@ class GLMParams(Params):
     family: Literal["normal", "bernoulli", "categorical", "poisson"] = Field(
         "normal", description="Response distribution: normal (identity), bernoulli (logistic), categorical (softmax), poisson (exp)."
     )
-    features: Optional[Basis] = Field(None, description="Fixed basis phi; none: the inputs themselves.")
-    bias: bool = Field(True, description="Learn an intercept (000:323).")
+    features: Basis | None = Field(None, description="Fixed basis phi; none: the inputs themselves.")
+    bias: bool = Field(True, description="Learn an intercept (Nalisnick, Deep Learning notes).")
     init: InitSpec = Field(default_factory=InitSpec)
 
 
-def basis_module(basis: Optional[Any], in_features: int) -> Optional[nn.Module]:
+def basis_module(basis: Any | None, in_features: int) -> nn.Module | None:
     """The torch module of a basis spec (None for the identity)."""
     from registry import _features
 
@@ -97,37 +96,37 @@ def _expanded(params: Any, in_shape: tuple[int, ...], out_features: int) -> nn.M
 
 @MODELS.register("glm", params=GLMParams, losses=None)
 def glm(params: GLMParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Generalized linear model E[y|x] = g^-1(w.phi(x) + b) with a fixed basis (000:202-204, 331; 004:182)."""
+    """Generalized linear model E[y|x] = g^-1(w.phi(x) + b) with a fixed basis (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks)."""
     return _expanded(params, in_shape, out_features)
 
 
 class PoissonParams(Params):
     """Poisson regression: log-rate w.x + b."""
 
-    features: Optional[Basis] = Field(None, description="Fixed basis phi; none: the inputs themselves.")
+    features: Basis | None = Field(None, description="Fixed basis phi; none: the inputs themselves.")
     bias: bool = True
     init: InitSpec = Field(default_factory=InitSpec)
 
 
 @MODELS.register("poisson", params=PoissonParams, losses=("poisson_nll",))
 def poisson(params: PoissonParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Poisson regression, rate lambda = exp(w.x + b), fitted by the poisson_nll loss (000:204)."""
+    """Poisson regression, rate lambda = exp(w.x + b), fitted by the poisson_nll loss (Nalisnick, Deep Learning notes)."""
     return _expanded(params, in_shape, out_features)
 
 
 class LeastSquaresParams(Params):
     """Ordinary least squares solved in closed form on the training part (no gradient steps)."""
 
-    features: Optional[Basis] = Field(None, description="Fixed basis phi, e.g. {type: polynomial, degree: 3}.")
-    bias: bool = Field(True, description="Prepend a column of ones (004:291).")
+    features: Basis | None = Field(None, description="Fixed basis phi, e.g. {type: polynomial, degree: 3}.")
+    bias: bool = Field(True, description="Prepend a column of ones (Lal, Notes on ML and Neural Networks).")
     solver: Literal["lstsq", "pinv"] = Field(
-        "lstsq", description="lstsq (SVD, minimum norm) or the Moore-Penrose pseudo-inverse (003 2.2)."
+        "lstsq", description="lstsq (SVD, minimum norm) or the Moore-Penrose pseudo-inverse (Liquet et al., sec. 2.2)."
     )
 
 
 @MODELS.register("least_squares", params=LeastSquaresParams, losses=None, closed_form=True)
 def least_squares(params: LeastSquaresParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Least squares w* = pinv(Phi) t, fitted once; classes become +-1 targets (004:291-305; 003 2.2-2.3)."""
+    """Least squares w* = pinv(Phi) t, fitted once; classes become +-1 targets (Lal, Notes on ML and Neural Networks; Liquet et al., sec. 2.2-2.3)."""
     from registry._classical import LeastSquares
     from registry._layers import flat_size
 
@@ -141,13 +140,13 @@ class PerceptronParams(Params):
     bias: bool = True
     init: InitSpec = Field(
         default_factory=lambda: InitSpec(weights={"type": "normal", "std": 0.01}),  # type: ignore[arg-type]
-        description="Random start (000:293).",
+        description="Random start (Nalisnick, Deep Learning notes).",
     )
 
 
 @MODELS.register("perceptron", params=PerceptronParams, losses=("perceptron", "one_vs_rest", "one_vs_one"))
 def perceptron(params: PerceptronParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """Perceptron y = psi(w.x + b), psi(z) = -1 + 2 I[z > 0] (000:287-305).
+    """Perceptron y = psi(w.x + b), psi(z) = -1 + 2 I[z > 0] (Nalisnick, Deep Learning notes).
 
     With ``loss: perceptron`` and ``optimizer: {type: sgd, lr: 1}``, ``batch_size: 1`` each
     step is exactly the rule w += y_r x_r, b += y_r on a mistake (tested).
@@ -174,9 +173,7 @@ class DecompositionParams(Params):
         try:  # resolved when validated, so models registered later (plugins) are allowed too
             return TypeAdapter(MODELS.field_type()).validate_python(value)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'base'}: {e['msg']}" for e in error.errors(include_url=False)
-            )
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'base'}: {e['msg']}" for e in error.errors(include_url=False))
             raise ValueError(problems) from None
 
 
@@ -198,11 +195,11 @@ def _decomposition(kind: str, params: DecompositionParams, in_shape: tuple[int, 
 
 @MODELS.register("ovr", params=DecompositionParams, losses=("one_vs_rest",))
 def ovr(params: DecompositionParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """One-vs-rest: one binary model per class, the highest score wins (003 2.3, Table 3.1)."""
+    """One-vs-rest: one binary model per class, the highest score wins (Liquet et al., sec. 2.3, Table 3.1)."""
     return _decomposition("ovr", params, in_shape, out_features)
 
 
 @MODELS.register("ovo", params=DecompositionParams, losses=("one_vs_one",))
 def ovo(params: DecompositionParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
-    """One-vs-one: a binary model per pair of classes, majority vote (003 2.3, Table 3.1)."""
+    """One-vs-one: a binary model per pair of classes, majority vote (Liquet et al., sec. 2.3, Table 3.1)."""
     return _decomposition("ovo", params, in_shape, out_features)

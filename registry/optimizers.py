@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -25,21 +26,19 @@ def _fused_if_possible(
     import torch
 
     parameters = list(parameters)
-    fused = all(
-        isinstance(p, torch.Tensor) and p.device.type in devices and torch.is_floating_point(p) for p in parameters
-    )
+    fused = all(isinstance(p, torch.Tensor) and p.device.type in devices and torch.is_floating_point(p) for p in parameters)
     return optimizer(parameters, **options, fused=True) if fused else optimizer(parameters, **options)  # type: ignore[no-any-return]
 
 
 class SGDParams(Params):
-    lr: float = Field(0.01, gt=0, description="Step size alpha (000:251).")
+    lr: float = Field(0.01, gt=0, description="Step size alpha (Nalisnick, Deep Learning notes).")
     momentum: float = Field(0.0, ge=0, lt=1, description="Momentum beta; 0 is plain SGD.")
     nesterov: bool = Field(False, description="Nesterov's look-ahead momentum (needs momentum > 0).")
     dampening: float = Field(0.0, ge=0, le=1)
     weight_decay: float = Field(0.0, ge=0, description="Coupled decay; prefer an explicit regularizer.")
 
     @model_validator(mode="after")
-    def _nesterov_needs_momentum(self) -> "SGDParams":
+    def _nesterov_needs_momentum(self) -> SGDParams:
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("`nesterov: true` needs `momentum > 0` and `dampening: 0`")
         return self
@@ -47,7 +46,7 @@ class SGDParams(Params):
 
 @OPTIMIZERS.register("sgd", params=SGDParams)
 def sgd(params: SGDParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
-    """Mini-batch stochastic gradient descent, with optional (Nesterov) momentum (004:322-336)."""
+    """Mini-batch stochastic gradient descent, with optional (Nesterov) momentum (Lal, Notes on ML and Neural Networks)."""
     import torch
 
     return _fused_if_possible(torch.optim.SGD, parameters, **params.model_dump(exclude={"type"}))
@@ -61,7 +60,7 @@ class AdamParams(Params):
     amsgrad: bool = False
 
     @model_validator(mode="after")
-    def _betas_in_unit_interval(self) -> "AdamParams":
+    def _betas_in_unit_interval(self) -> AdamParams:
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"each of `betas` must lie in [0, 1), got {list(self.betas)}")
         return self
@@ -81,7 +80,7 @@ def adam(params: AdamParams, parameters: Iterable[Any]) -> torch.optim.Optimizer
 
 @OPTIMIZERS.register("adamw", params=AdamWParams)
 def adamw(params: AdamWParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
-    """Adam with decoupled weight decay (003 ch. 4)."""
+    """Adam with decoupled weight decay (Liquet et al., ch. 4)."""
     import torch
 
     return _fused_if_possible(torch.optim.AdamW, parameters, **params.model_dump(exclude={"type"}))
@@ -97,7 +96,7 @@ class RMSpropParams(Params):
 
 @OPTIMIZERS.register("rmsprop", params=RMSpropParams)
 def rmsprop(params: RMSpropParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
-    """RMSprop (Hinton's lecture 6e; 003 ch. 4)."""
+    """RMSprop (Hinton's lecture 6e; Liquet et al., ch. 4)."""
     import torch
 
     return torch.optim.RMSprop(parameters, **params.model_dump(exclude={"type"}))
@@ -111,7 +110,7 @@ class AdagradParams(Params):
 
 @OPTIMIZERS.register("adagrad", params=AdagradParams)
 def adagrad(params: AdagradParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
-    """Adagrad (Duchi et al. 2011; 003 ch. 4)."""
+    """Adagrad (Duchi et al. 2011; Liquet et al., ch. 4)."""
     import torch
 
     # PyTorch's fused Adagrad runs on CPU only.
@@ -119,12 +118,12 @@ def adagrad(params: AdagradParams, parameters: Iterable[Any]) -> torch.optim.Opt
 
 
 class GDParams(Params):
-    lr: float = Field(0.01, gt=0, description="Step size alpha (000:251; 004:311-320).")
+    lr: float = Field(0.01, gt=0, description="Step size alpha (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks).")
 
 
 @OPTIMIZERS.register("gd", params=GDParams, full_batch=True)
 def gd(params: GDParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
-    """Full-batch gradient descent z <- z - alpha grad (000:251-255); needs ``batch_size: full``."""
+    """Full-batch gradient descent z <- z - alpha grad (Nalisnick, Deep Learning notes); needs ``batch_size: full``."""
     import torch
 
     return _fused_if_possible(torch.optim.SGD, parameters, lr=params.lr)
@@ -132,23 +131,21 @@ def gd(params: GDParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
 
 class MomentumParams(Params):
     lr: float = Field(0.01, gt=0, description="Step size.")
-    momentum: float = Field(0.9, gt=0, lt=1, description="beta, the decay of the velocity (003 ch. 4).")
+    momentum: float = Field(0.9, gt=0, lt=1, description="beta, the decay of the velocity (Liquet et al., ch. 4).")
     weight_decay: float = Field(0.0, ge=0, description="Coupled decay; prefer an explicit regularizer.")
 
 
 @OPTIMIZERS.register("momentum", params=MomentumParams)
 def momentum(params: MomentumParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
-    """Heavy-ball momentum v <- beta v + g, w <- w - alpha v (Polyak 1964; 003 ch. 4)."""
+    """Heavy-ball momentum v <- beta v + g, w <- w - alpha v (Polyak 1964; Liquet et al., ch. 4)."""
     import torch
 
-    return _fused_if_possible(
-        torch.optim.SGD, parameters, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay
-    )
+    return _fused_if_possible(torch.optim.SGD, parameters, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
 
 
 @OPTIMIZERS.register("nesterov", params=MomentumParams)
 def nesterov(params: MomentumParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
-    """Nesterov's accelerated gradient: momentum with a look-ahead gradient (003 ch. 4)."""
+    """Nesterov's accelerated gradient: momentum with a look-ahead gradient (Liquet et al., ch. 4)."""
     import torch
 
     return _fused_if_possible(
@@ -164,19 +161,23 @@ class NAdamParams(AdamParams):
 
 @OPTIMIZERS.register("nadam", params=NAdamParams)
 def nadam(params: NAdamParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
-    """Adam with Nesterov momentum (Dozat 2016; 003 ch. 4)."""
+    """Adam with Nesterov momentum (Dozat 2016; Liquet et al., ch. 4)."""
     import torch
 
     return torch.optim.NAdam(
-        parameters, lr=params.lr, betas=params.betas, eps=params.eps,
-        weight_decay=params.weight_decay, momentum_decay=params.momentum_decay,
+        parameters,
+        lr=params.lr,
+        betas=params.betas,
+        eps=params.eps,
+        weight_decay=params.weight_decay,
+        momentum_decay=params.momentum_decay,
     )
 
 
 class LBFGSParams(Params):
     lr: float = Field(1.0, gt=0, description="Step length multiplier (1 with a line search).")
     max_iter: int = Field(20, ge=1, description="Iterations per optimizer step (per batch).")
-    history_size: int = Field(10, ge=1, description="Memory m: curvature pairs kept (003 ch. 4).")
+    history_size: int = Field(10, ge=1, description="Memory m: curvature pairs kept (Liquet et al., ch. 4).")
     line_search: Literal["strong_wolfe", "none"] = Field("strong_wolfe", description="Line search, or a fixed step.")
     tolerance_grad: float = Field(1e-7, gt=0)
     tolerance_change: float = Field(1e-9, gt=0)
@@ -184,11 +185,15 @@ class LBFGSParams(Params):
 
 @OPTIMIZERS.register("lbfgs", params=LBFGSParams, closure=True)
 def lbfgs(params: LBFGSParams, parameters: Iterable[Any]) -> torch.optim.Optimizer:
-    """Limited-memory BFGS with a strong-Wolfe line search (Nocedal 1980; 003 ch. 4); the loop passes the closure."""
+    """Limited-memory BFGS with a strong-Wolfe line search (Nocedal 1980; Liquet et al., ch. 4); the loop passes the closure."""
     import torch
 
     return torch.optim.LBFGS(
-        parameters, lr=params.lr, max_iter=params.max_iter, history_size=params.history_size,
+        parameters,
+        lr=params.lr,
+        max_iter=params.max_iter,
+        history_size=params.history_size,
         line_search_fn=None if params.line_search == "none" else "strong_wolfe",
-        tolerance_grad=params.tolerance_grad, tolerance_change=params.tolerance_change,
+        tolerance_grad=params.tolerance_grad,
+        tolerance_change=params.tolerance_change,
     )

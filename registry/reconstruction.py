@@ -1,13 +1,14 @@
 """``data.target: input``: the target of every example is its own (transformed) input.
 
-Autoencoders and VAEs learn to reconstruct what they see (003 3.5, 8.1), so the labels are
+Autoencoders and VAEs learn to reconstruct what they see (Liquet et al., sec. 3.5, 8.1), so the labels are
 replaced by the features: the task becomes regression with one target per input value.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from registry._task import Task
 from registry.datasets import Table

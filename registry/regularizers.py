@@ -1,4 +1,4 @@
-"""Explicit penalties added to the loss: l~ = l + lambda R(w) (000:570-585; 004:261-265).
+"""Explicit penalties added to the loss: l~ = l + lambda R(w) (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks).
 
 Written out rather than left to an optimizer's ``weight_decay`` because that also decays
 biases and equals a lambda = wd/2 L2 penalty; both sources exclude the intercept.
@@ -6,7 +6,8 @@ biases and equals a lambda = wd/2 L2 penalty; both sources exclude the intercept
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -25,7 +26,9 @@ class _Bias(Params):
 
 
 class StrengthParams(_Bias):
-    strength: float = Field(..., ge=0, description="lambda, the penalty's weight; O(1e-4) is typical (004:265).")
+    strength: float = Field(
+        ..., ge=0, description="lambda, the penalty's weight; O(1e-4) is typical (Lal, Notes on ML and Neural Networks)."
+    )
 
 
 class ElasticNetParams(_Bias):
@@ -54,19 +57,19 @@ def _penalty(l1: float, l2: float, exclude_bias: bool) -> Penalty:
 
 @REGULARIZERS.register("l1", params=StrengthParams)
 def l1(params: StrengthParams) -> Penalty:
-    """Lasso: lambda sum |w| (004:261)."""
+    """Lasso: lambda sum |w| (Lal, Notes on ML and Neural Networks)."""
     return _penalty(params.strength, 0.0, params.exclude_bias)
 
 
 @REGULARIZERS.register("l2", params=StrengthParams)
 def l2(params: StrengthParams) -> Penalty:
-    """Ridge: lambda sum w^2 (000:581; 004:261)."""
+    """Ridge: lambda sum w^2 (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks)."""
     return _penalty(0.0, params.strength, params.exclude_bias)
 
 
 @REGULARIZERS.register("elastic_net", params=ElasticNetParams)
 def elastic_net(params: ElasticNetParams) -> Penalty:
-    """Elastic net: lambda_1 sum |w| + lambda_2 sum w^2 (004:261). ``{l1:, l2:}`` without a type means this."""
+    """Elastic net: lambda_1 sum |w| + lambda_2 sum w^2 (Lal, Notes on ML and Neural Networks). ``{l1:, l2:}`` without a type means this."""
     return _penalty(params.l1, params.l2, params.exclude_bias)
 
 
@@ -101,7 +104,7 @@ class _DecoupledDecay(Constraint):
 
 @REGULARIZERS.register("decoupled_weight_decay", params=StrengthParams, constraint=True)
 def decoupled_weight_decay(params: StrengthParams) -> Penalty:
-    """w <- w - lr lambda w before each step, apart from the gradient (Loshchilov & Hutter 2019; 003 ch. 4).
+    """w <- w - lr lambda w before each step, apart from the gradient (Loshchilov & Hutter 2019; Liquet et al., ch. 4).
 
     With Adam and ``exclude_bias: false`` this is exactly AdamW's decay; unlike an L2 penalty it
     is not rescaled by adaptive optimizers.

@@ -1,4 +1,4 @@
-"""Learning-rate schedules a spec can name under ``scheduler:`` (004:945-988; 003 ch. 4).
+"""Learning-rate schedules a spec can name under ``scheduler:`` (Lal, Notes on ML and Neural Networks; Liquet et al., ch. 4).
 
 A builder returns the torch scheduler and whether it steps per batch (``"step"``) or per
 epoch (``"epoch"``).
@@ -6,7 +6,7 @@ epoch (``"epoch"``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -39,26 +39,28 @@ class MultiStepParams(Params):
 
 @SCHEDULERS.register("multistep", params=MultiStepParams)
 def multistep(params: MultiStepParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
-    """Piecewise-constant rate, eta_1 > eta_2 > ... (004:984-988)."""
+    """Piecewise-constant rate, eta_1 > eta_2 > ... (Lal, Notes on ML and Neural Networks)."""
     import torch
 
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, params.milestones, params.gamma), "epoch"
 
 
 class ExponentialParams(Params):
-    gamma: float = Field(..., gt=0, le=1, description="Per-epoch factor; 0.1**(1/s) gives eta0 * 0.1**(t/s) (004:978).")
+    gamma: float = Field(
+        ..., gt=0, le=1, description="Per-epoch factor; 0.1**(1/s) gives eta0 * 0.1**(t/s) (Lal, Notes on ML and Neural Networks)."
+    )
 
 
 @SCHEDULERS.register("exponential", params=ExponentialParams)
 def exponential(params: ExponentialParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
-    """Exponential decay eta0 * gamma**t per epoch (004:978-982; 003 ch. 4)."""
+    """Exponential decay eta0 * gamma**t per epoch (Lal, Notes on ML and Neural Networks; Liquet et al., ch. 4)."""
     import torch
 
     return torch.optim.lr_scheduler.ExponentialLR(optimizer, params.gamma), "epoch"
 
 
 class CosineParams(Params):
-    t_max: Optional[int] = Field(None, ge=1, description="Epochs of one half-cosine; default: all epochs.")
+    t_max: int | None = Field(None, ge=1, description="Epochs of one half-cosine; default: all epochs.")
     eta_min: float = Field(0.0, ge=0)
 
 
@@ -73,13 +75,13 @@ def cosine(params: CosineParams, optimizer: torch.optim.Optimizer, epochs: int, 
 class OneCycleParams(Params):
     max_lr: float = Field(..., gt=0, description="Peak rate eta_max, e.g. a tenth of the LR-range-test's critical rate.")
     pct_start: float = Field(0.3, gt=0, lt=1, description="Share of steps spent warming up.")
-    div_factor: float = Field(10.0, gt=1, description="eta_min = max_lr / div_factor (004:966).")
+    div_factor: float = Field(10.0, gt=1, description="eta_min = max_lr / div_factor (Lal, Notes on ML and Neural Networks).")
     final_div_factor: float = Field(1e4, gt=1, description="Final rate = eta_min / final_div_factor.")
 
 
 @SCHEDULERS.register("onecycle", params=OneCycleParams)
 def onecycle(params: OneCycleParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
-    """One-cycle policy eta_min -> eta_max -> eta_min -> ~0, stepped per batch (004:966-968; Smith 2018)."""
+    """One-cycle policy eta_min -> eta_max -> eta_min -> ~0, stepped per batch (Lal, Notes on ML and Neural Networks; Smith 2018)."""
     import torch
 
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -102,7 +104,7 @@ class PowerParams(Params):
 
 @SCHEDULERS.register("power", params=PowerParams)
 def power(params: PowerParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
-    """Power scheduling eta(t) = eta0 / (1 + t/s)^c (004:972-976)."""
+    """Power scheduling eta(t) = eta0 / (1 + t/s)^c (Lal, Notes on ML and Neural Networks)."""
     import torch
 
     s, c = params.s, params.c
@@ -124,9 +126,7 @@ class WarmupParams(Params):
         try:  # resolved when validated, so every registered schedule may follow
             return TypeAdapter(SCHEDULERS.field_type()).validate_python(value)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'then'}: {e['msg']}" for e in error.errors(include_url=False)
-            )
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'then'}: {e['msg']}" for e in error.errors(include_url=False))
             raise ValueError(problems) from None
 
 

@@ -20,7 +20,7 @@ TRANSFORMS: Registry = Registry("transform")
 
 @TRANSFORMS.register("standardize")
 def standardize(params: NoParams) -> TransformerMixin:
-    """Zero mean, unit variance per feature; zero-centred inputs train better (004:902-931)."""
+    """Zero mean, unit variance per feature; zero-centred inputs train better (Lal, Notes on ML and Neural Networks)."""
     from sklearn.preprocessing import StandardScaler
 
     return StandardScaler()
@@ -53,13 +53,13 @@ def scale(params: ScaleParams) -> TransformerMixin:
 
 
 class PolynomialParams(Params):
-    degree: int = Field(..., ge=1, description="Highest total degree K of the expansion (000:331).")
+    degree: int = Field(..., ge=1, description="Highest total degree K of the expansion (Nalisnick, Deep Learning notes).")
     include_bias: bool = Field(False, description="Add the constant feature (the model usually has a bias).")
 
 
 @TRANSFORMS.register("polynomial", params=PolynomialParams)
 def polynomial(params: PolynomialParams) -> TransformerMixin:
-    """Polynomial basis [x, x^2, ..., x^K] with cross terms (000:331; 004:186; 003 3.4)."""
+    """Polynomial basis [x, x^2, ..., x^K] with cross terms (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks; Liquet et al., sec. 3.4)."""
     from sklearn.preprocessing import PolynomialFeatures
 
     return PolynomialFeatures(params.degree, include_bias=params.include_bias)

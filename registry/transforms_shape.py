@@ -7,7 +7,7 @@ the shape ones have nothing to fit and work on arrays of any rank, so an image t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -29,7 +29,7 @@ def _reshape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 @TRANSFORMS.register("flatten")
 def flatten(params: NoParams) -> TransformerMixin:
-    """(n, d1, d2, ...) -> (n, d1*d2*...): images to vectors for a dense model (004:1208; 003 6.4)."""
+    """(n, d1, d2, ...) -> (n, d1*d2*...): images to vectors for a dense model (Lal, Notes on ML and Neural Networks; Liquet et al., sec. 6.4)."""
     from sklearn.preprocessing import FunctionTransformer
 
     return FunctionTransformer(_flatten)
@@ -48,19 +48,19 @@ def reshape(params: ReshapeParams) -> TransformerMixin:
 
 
 class OneHotParams(Params):
-    columns: Optional[list[int]] = Field(None, description="Indices of the categorical columns; default: every column.")
-    drop_first: bool = Field(False, description="L-1 dummies instead of L (a model with an intercept is then identifiable; 003 2.3).")
+    columns: list[int] | None = Field(None, description="Indices of the categorical columns; default: every column.")
+    drop_first: bool = Field(
+        False, description="L-1 dummies instead of L (a model with an intercept is then identifiable; Liquet et al., sec. 2.3)."
+    )
 
 
 @TRANSFORMS.register("one_hot", params=OneHotParams)
 def one_hot(params: OneHotParams) -> TransformerMixin:
-    """Categorical columns to 0/1 indicator columns, others passed through (scikit-learn OneHotEncoder; 000:408)."""
+    """Categorical columns to 0/1 indicator columns, others passed through (scikit-learn OneHotEncoder; Nalisnick, Deep Learning notes)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder
 
-    encoder = OneHotEncoder(
-        drop="first" if params.drop_first else None, sparse_output=False, handle_unknown="ignore", dtype="float32"
-    )
+    encoder = OneHotEncoder(drop="first" if params.drop_first else None, sparse_output=False, handle_unknown="ignore", dtype="float32")
     if params.columns is None:
         return encoder
     return ColumnTransformer([("one_hot", encoder, list(params.columns))], remainder="passthrough", sparse_threshold=0)

@@ -7,22 +7,30 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 EXIT_INVALID = 2
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a spec value, e.g. --set optimizer.lr=0.01 (repeatable; values are YAML)",
     )
 
 
 def _add_dataset_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set", dest="sets", action="append", default=[], metavar="PARAM=VALUE",
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="PARAM=VALUE",
         help="a dataset parameter, e.g. --set n_samples=500 (repeatable; values are YAML; `runner list datasets` shows them)",
     )
 
@@ -48,24 +56,33 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-out", type=Path, metavar="FILE", help="write the final metrics as JSON")
     run.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     run.add_argument(
-        "--resume", metavar="RUN_ID",
+        "--resume",
+        metavar="RUN_ID",
         help="continue an unfinished run (killed, failed, interrupted) from its last checkpoint, in the same MLflow run",
     )
     run.add_argument(
-        "--nproc", type=int, default=1, metavar="N",
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
         help="train data-parallel in N processes under torchrun (DDP): gloo on CPU, one GPU each on CUDA",
     )
     run.add_argument("--history-out", type=Path, metavar="FILE", help="write the per-epoch metrics as CSV (for `dvc plots`)")
     run.add_argument(
-        "--seeds", type=int, default=1, metavar="N",
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
         help="run the spec over N seeds (seed, seed+1, ...) as child runs of one parent with mean and spread",
     )
     run.add_argument(
-        "--sequential", action="store_true",
+        "--sequential",
+        action="store_true",
         help="train folds/seeds one after another instead of as one batched ensemble",
     )
     run.add_argument(
-        "--allow-imports", action="store_true",
+        "--allow-imports",
+        action="store_true",
         help="let the spec name components as module:attr import references (this runs their code)",
     )
     run.set_defaults(handler=cmd_run)
@@ -76,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("sources", nargs="+", metavar="NAME|PATH", help="a registered dataset or an existing file")
     add.add_argument("--out", type=Path, default=Path("data"), help="directory for materialized datasets (default: data)")
     _add_dataset_set(add)
-    add.add_argument("--remote", metavar="URL", help="the default DVC remote when the repository has none (default: ~/.cache/specrun/dvc-remote)")
+    add.add_argument(
+        "--remote", metavar="URL", help="the default DVC remote when the repository has none (default: ~/.cache/specrun/dvc-remote)"
+    )
     add.set_defaults(handler=cmd_data)
     materialize = actions.add_parser("materialize", help="write datasets as <out>/<name>.npz without tracking (for dvc.yaml stages)")
     materialize.add_argument("sources", nargs="+", metavar="NAME", help="a registered dataset")
@@ -86,9 +105,23 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="compare reproduced metrics with the published numbers in specs' expect: blocks")
     check.add_argument("specs", nargs="*", type=Path, metavar="SPEC", help="default: every spec under specs/published/")
-    check.add_argument("--results", type=Path, default=Path("results"), metavar="DIR", help="where SPEC's metrics are, as DIR/<spec file stem>.json (default: results)")
-    check.add_argument("--markdown", type=Path, default=Path("results/reproduction.md"), metavar="FILE", help="write the table as Markdown (default: results/reproduction.md)")
-    check.add_argument("--update-readme", type=Path, metavar="FILE", help="rewrite the table between the reproduction-table markers in FILE")
+    check.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="where SPEC's metrics are, as DIR/<spec file stem>.json (default: results)",
+    )
+    check.add_argument(
+        "--markdown",
+        type=Path,
+        default=Path("results/reproduction.md"),
+        metavar="FILE",
+        help="write the table as Markdown (default: results/reproduction.md)",
+    )
+    check.add_argument(
+        "--update-readme", type=Path, metavar="FILE", help="rewrite the table between the reproduction-table markers in FILE"
+    )
     check.set_defaults(handler=cmd_check)
 
     reproduce = commands.add_parser("reproduce", help="re-run a logged MLflow run from its recorded spec and compare metrics")
@@ -105,14 +138,17 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--timeout", type=float, metavar="SECONDS", help="start no trial after this (default: search.timeout)")
     search.add_argument("--study", metavar="NAME", help="the study's name; an existing study resumes (default: the spec's name)")
     search.add_argument(
-        "--storage", metavar="URL",
+        "--storage",
+        metavar="URL",
         help="postgresql://..., sqlite:///FILE (one worker), or journal:PATH (default: journal file studies/<spec>.journal)",
     )
     search.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (default: 1)")
     search.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     search.add_argument("--best-out", type=Path, metavar="FILE", help="where the best spec goes (default: <spec>.best.yaml beside SPEC)")
     search.add_argument(
-        "--metrics-out", type=Path, metavar="FILE",
+        "--metrics-out",
+        type=Path,
+        metavar="FILE",
         help="write the outcome as JSON: best/value, best/<path> for each numeric searched value, trials/<state> counts",
     )
     search.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
@@ -124,7 +160,9 @@ def _parser() -> argparse.ArgumentParser:
     finder.add_argument("--start", type=float, default=1e-6, help="first learning rate (default: 1e-6)")
     finder.add_argument("--end", type=float, default=10.0, help="largest learning rate tried (default: 10)")
     finder.add_argument("--steps", type=int, default=100, help="mini-batch steps from --start to --end (default: 100)")
-    finder.add_argument("--divergence", type=float, default=4.0, help="stop when the smoothed loss exceeds this many times its best (default: 4)")
+    finder.add_argument(
+        "--divergence", type=float, default=4.0, help="stop when the smoothed loss exceeds this many times its best (default: 4)"
+    )
     finder.add_argument("--out", type=Path, default=Path("lr_find.png"), metavar="PNG", help="the plot (default: lr_find.png)")
     finder.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the spec's device")
     finder.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
@@ -160,9 +198,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
-def _unreachable(cli_uri: Optional[str], spec_uri: Optional[str]) -> bool:
+def _unreachable(cli_uri: str | None, spec_uri: str | None) -> bool:
     """Say so when the tracking URI names an http(s) server that cannot be reached at all."""
-    from runner.tracking import tracking_uri, unreachable_server
+    from runner.tracking.tracker import tracking_uri, unreachable_server
 
     problem = unreachable_server(tracking_uri(cli_uri, spec_uri))
     if problem:
@@ -170,7 +208,7 @@ def _unreachable(cli_uri: Optional[str], spec_uri: Optional[str]) -> bool:
     return problem is not None
 
 
-def _run_usage_problem(args: argparse.Namespace) -> Optional[str]:
+def _run_usage_problem(args: argparse.Namespace) -> str | None:
     if (args.spec is None) == (args.resume is None):
         return "give a SPEC to start a run, or --resume RUN_ID to continue one (not both)"
     if args.resume and (args.sets or args.no_track or args.experiment):
@@ -200,12 +238,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problem:
         _error(problem)
         return EXIT_INVALID
-    from runner import distributed
+    from runner.runtime import distributed
 
     # Only the process that writes to MLflow: tracked, and neither the launcher of --nproc
     # workers nor a worker other than rank 0.
     if not args.no_track and distributed.is_main() and (distributed.world_size() > 1 or args.nproc <= 1):
-        from runner.tracking import start_tracking_process
+        from runner.tracking.tracker import start_tracking_process
 
         start_tracking_process()  # MLflow starts up on another core while the spec, torch and the data load
 
@@ -221,8 +259,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     resume = None
     if args.resume:
-        from runner.resume import MembersResume, ResumeError, prepare
-        from runner.tracking import tracking_uri
+        from runner.runs.resume import MembersResume, ResumeError, prepare
+        from runner.tracking.tracker import tracking_uri
 
         if _unreachable(args.tracking_uri, None):
             return EXIT_INVALID
@@ -234,7 +272,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for difference in resume.differences if distributed.world_size() == 1 else []:  # once, not per rank
             print(f"runner: warning: {difference}; the resumed run may differ from an uninterrupted one", file=sys.stderr)
     assert spec is not None
-    from runner.determinism import resolve_device
+    from runner.runtime.determinism import resolve_device
 
     resolve_device(args.device or spec.device)  # one this machine lacks: exit 2 before a parent run is logged
     if not args.no_track and not args.resume and _unreachable(args.tracking_uri, spec.tracking.uri):
@@ -246,9 +284,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.nproc > 1 and distributed.world_size() == 1:
         return distributed.launch(args.nproc, _worker_args(args))
 
-    from runner.data import DataError
-    from runner.experiment import RunOptions, run
-    from runner.report import print_metrics, write_metrics
+    from runner.data.prepare import DataError
+    from runner.results.report import print_metrics, write_metrics
+    from runner.runs.experiment import RunOptions, run
 
     options = RunOptions(
         tracking_uri=args.tracking_uri,
@@ -275,7 +313,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.metrics_out:
         write_metrics(args.metrics_out, outcome.metrics)
     if args.history_out:
-        from runner.history import write_history
+        from runner.results.history import write_history
 
         write_history(outcome.result.history, args.history_out)
     return 0
@@ -284,10 +322,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_members(args: argparse.Namespace, spec: object, resume: object = None) -> int:
     """A cross-validated spec, or ``--seeds N``: one parent run over child runs (or ``resume``,
     a ``MembersResume``: that parent run, continued)."""
-    from runner.cv import run_parent
-    from runner.data import DataError
-    from runner.experiment import RunOptions
-    from runner.report import print_summary, write_metrics
+    from runner.data.prepare import DataError
+    from runner.results.report import print_summary, write_metrics
+    from runner.runs.cv import run_parent
+    from runner.runs.experiment import RunOptions
 
     if args.nproc > 1:
         _error("cross-validation runs one process per fold (batched where possible); --nproc does not apply")
@@ -299,8 +337,11 @@ def _run_members(args: argparse.Namespace, spec: object, resume: object = None) 
         _error("--seeds with data.split.folds is not supported; use repeated_kfold for repeated resampling")
         return EXIT_INVALID
     options = RunOptions(
-        tracking_uri=args.tracking_uri, experiment=args.experiment, device=args.device,
-        track=not args.no_track, spec_file=args.spec,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        device=args.device,
+        track=not args.no_track,
+        spec_file=args.spec,
     )
     seeds = getattr(resume, "seeds", args.seeds)
     try:
@@ -318,19 +359,19 @@ def _run_members(args: argparse.Namespace, spec: object, resume: object = None) 
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from runner.dvc_data import command
+    from runner.data.dvc_files import command
 
     return command(args.action, args.sources, args.out, args.sets, args.remote if args.action == "add" else None)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from runner.check import command
+    from runner.results.expect import command
 
     return command(args.specs, args.results, args.markdown, args.update_readme)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from runner.reproduce import command
+    from runner.runs.reproduce import command
 
     return command(args.run_id, args.tracking_uri, args.device, args.exact)
 
@@ -358,10 +399,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if args.workers == 1 or args.worker_index is not None:  # this process runs trials
         from runner.search import TRIAL_ABANDONED
-        from runner.tracking import start_tracking_process
+        from runner.tracking.tracker import start_tracking_process
 
         start_tracking_process(TRIAL_ABANDONED)  # MLflow starts up while torch and optuna load
-    from runner.determinism import resolve_device
+    from runner.runtime.determinism import resolve_device
 
     resolve_device(spec.device)  # one this machine lacks: exit 2 before the study's first trial
     if _unreachable(args.tracking_uri, spec.tracking.uri):
@@ -369,8 +410,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     from runner.search.command import SearchArgs, search
 
     options = SearchArgs(
-        args.spec, args.sets, args.n_trials, args.timeout, args.study, args.storage,
-        args.workers, args.tracking_uri, args.best_out, args.worker_index, args.metrics_out,
+        args.spec,
+        args.sets,
+        args.n_trials,
+        args.timeout,
+        args.study,
+        args.storage,
+        args.workers,
+        args.tracking_uri,
+        args.best_out,
+        args.worker_index,
+        args.metrics_out,
     )
     try:
         return search(options, spec)
@@ -383,11 +433,16 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from runner.lr_find import command
+    from runner.training.lr_find import command
 
     return command(
-        args.spec, args.sets, (args.start, args.end, args.steps, args.divergence), args.out,
-        args.device, None if args.no_track else args.tracking_uri or "", args.experiment,
+        args.spec,
+        args.sets,
+        (args.start, args.end, args.steps, args.divergence),
+        args.out,
+        args.device,
+        None if args.no_track else args.tracking_uri or "",
+        args.experiment,
     )
 
 
@@ -400,7 +455,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     import registry
-    from runner.report import print_registry
+    from runner.results.report import print_registry
 
     registry.load_plugins()  # installed packages' components are listed too
     kinds = list(registry.REGISTRIES)
@@ -416,12 +471,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 #: Errors a command ends on with their message alone, no traceback: (module, class, exit status).
 _PLAIN_ERRORS = (
-    ("runner.determinism", "DeviceUnavailable", EXIT_INVALID),  # raised before anything is logged
-    ("runner.tracking", "TrackingError", 1),  # the run was ended as far as MLflow could take it
+    ("runner.runtime.determinism", "DeviceUnavailable", EXIT_INVALID),  # raised before anything is logged
+    ("runner.tracking.errors", "TrackingError", 1),  # the run was ended as far as MLflow could take it
 )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
@@ -444,13 +499,13 @@ def entry() -> None:
     ``main`` has returned, the threads that keep a process alive have ended and the exit
     handlers have run (the tracking process's last writes, logging), the output is flushed
     and the process ends without it. An exception leaves the normal way. The commands that
-    train start with the garbage collector off (:mod:`runner.heap`).
+    train start with the garbage collector off (:mod:`runner.runtime.gc_policy`).
     """
     command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
     if command in ("run", "search", "reproduce"):
-        from runner import heap
+        from runner.runtime import gc_policy
 
-        heap.start_up()
+        gc_policy.start_up()
     code = main()
     import atexit
     import threading

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import textwrap
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TypeVar
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +63,41 @@ def subprocess_env() -> dict[str, str]:
     env.pop("MLFLOW_TRACKING_URI", None)
     env["PYTHONPATH"] = str(ROOT)
     return env
+
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 120.0, interval: float = 0.1) -> T:
+    """Poll ``condition`` until it returns something true, and return that; fail the test,
+    saying ``what`` it waited for, after ``timeout`` seconds. Tests wait for what they need
+    to see, never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(interval)
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """The processes started by process ``pid`` (its tracking process, its workers), to be
+    waited for with :func:`wait_gone` after it is killed."""
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:  # an orphan's exit may stay a zombie where nobody reaps it (a container's PID 1)
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(processes: list[psutil.Process], what: str, timeout: float = 60.0) -> None:
+    """Wait until every one of ``processes`` has exited: what they do before exiting is done."""
+    wait_until(lambda: all(_gone(p) for p in processes), f"{what} to exit", timeout=timeout)
 
 
 @pytest.fixture(scope="session")

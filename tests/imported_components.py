@@ -31,7 +31,7 @@ class _Locked(BaseEstimator, TransformerMixin):
     def __init__(self) -> None:
         self.lock = threading.Lock()
 
-    def fit(self, x: Any, y: Any = None) -> "_Locked":
+    def fit(self, x: Any, y: Any = None) -> _Locked:
         return self
 
     def transform(self, x: Any) -> Any:

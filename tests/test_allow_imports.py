@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -37,11 +37,19 @@ def test_a_reference_without_the_flag_is_an_error_that_says_so(
 
 
 def test_references_are_found_where_components_are_named() -> None:
-    data = {"model": {"type": "a.b:c"}, "loss": "mse", "metrics": ["accuracy", {"type": "m:n"}],
-            "data": {"dataset": "x.y:z", "transforms": ["standardize"]}}
-    assert sorted(references(data)) == sorted([
-        (("model", "type"), "models", "a.b:c"), (("metrics", 1, "type"), "metrics", "m:n"), (("data", "dataset"), "datasets", "x.y:z"),
-    ])
+    data = {
+        "model": {"type": "a.b:c"},
+        "loss": "mse",
+        "metrics": ["accuracy", {"type": "m:n"}],
+        "data": {"dataset": "x.y:z", "transforms": ["standardize"]},
+    }
+    assert sorted(references(data)) == sorted(
+        [
+            (("model", "type"), "models", "a.b:c"),
+            (("metrics", 1, "type"), "metrics", "m:n"),
+            (("data", "dataset"), "datasets", "x.y:z"),
+        ]
+    )
 
 
 def _runner(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

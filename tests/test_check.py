@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.check import END_MARKER, START_MARKER, meets, update_block
 from runner.cli import main
+from runner.results.expect import END_MARKER, START_MARKER, meets, update_block
 from runner.spec.schema import ExpectedValue
 from tests.conftest import ROOT, TINY_SPEC, subprocess_env
 
@@ -35,15 +35,18 @@ def write_published(directory: Path, name: str, metrics: dict[str, float] | None
     return spec
 
 
-@pytest.mark.parametrize("expected,value,ok", [
-    (ExpectedValue(value=0.9, tolerance=0.02), 0.92, True),
-    (ExpectedValue(value=0.9, tolerance=0.02), 0.8799, False),
-    (ExpectedValue(value=0.9221, tolerance=0.0), 0.9221, True),
-    (ExpectedValue(min=0.95), 0.95, True),
-    (ExpectedValue(min=0.95), 0.9499, False),
-    (ExpectedValue(max=0.1), 0.2, False),
-    (ExpectedValue(min=0.0, max=1.0), float("nan"), False),
-])
+@pytest.mark.parametrize(
+    "expected,value,ok",
+    [
+        (ExpectedValue(value=0.9, tolerance=0.02), 0.92, True),
+        (ExpectedValue(value=0.9, tolerance=0.02), 0.8799, False),
+        (ExpectedValue(value=0.9221, tolerance=0.0), 0.9221, True),
+        (ExpectedValue(min=0.95), 0.95, True),
+        (ExpectedValue(min=0.95), 0.9499, False),
+        (ExpectedValue(max=0.1), 0.2, False),
+        (ExpectedValue(min=0.0, max=1.0), float("nan"), False),
+    ],
+)
 def test_meets(expected: ExpectedValue, value: float, ok: bool) -> None:
     assert meets(expected, value) is ok
 
@@ -57,12 +60,10 @@ def test_check_passes_and_writes_the_markdown_table(workdir: Path, capsys: pytes
     table = (workdir / "results" / "reproduction.md").read_text()
     assert "| `alpha` | `test/accuracy` | 0.9000 | 0.9100 | ± 0.02 | ✅ pass |" in table
     assert "| `beta` | `test/roc_auc` | — | 0.9900 | ≥ 0.95 | ✅ pass |" in table
-    assert "- `alpha`: A book, ch. 3, Table 3.1" in table
+    assert "- `alpha`, `beta`: A book, ch. 3, Table 3.1" in table  # a source cited twice is listed once
 
 
-def test_a_miss_or_a_missing_result_exits_1_and_says_which_command_writes_it(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_miss_or_a_missing_result_exits_1_and_says_which_command_writes_it(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missed = write_published(workdir, "alpha", {"test/accuracy": 0.85, "test/roc_auc": 0.97})
     absent = write_published(workdir, "beta", None)
     markdown = workdir / "table.md"
@@ -87,6 +88,18 @@ def test_update_readme_rewrites_only_the_marked_block(workdir: Path) -> None:
     assert readme.read_text() == text  # idempotent
     readme.write_text("no markers\n")
     assert main(["check", "--update-readme", str(readme)]) == 2
+
+
+def test_a_source_cited_by_several_specs_is_listed_once_and_the_readme_gets_the_table_only(workdir: Path) -> None:
+    for name in ("alpha", "beta"):
+        write_published(workdir, name, {"test/accuracy": 0.9, "test/roc_auc": 0.96})
+    readme = workdir / "README.md"
+    readme.write_text(f"{START_MARKER}\n{END_MARKER}\n")
+    markdown = workdir / "table.md"
+    assert main(["check", "--markdown", str(markdown), "--update-readme", str(readme)]) == 0
+    text = markdown.read_text()
+    assert text.count("A book, ch. 3, Table 3.1") == 1 and "- `alpha`, `beta`: A book, ch. 3, Table 3.1" in text
+    assert "| `beta` | `test/roc_auc` |" in readme.read_text() and "A book" not in readme.read_text()
 
 
 def test_update_block_needs_both_markers() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from runner.check import PASS, MISS, MISSING, check_spec, describe
+from runner.results.expect import MISS, MISSING, PASS, check_spec, describe
 from runner.spec import load_spec
 from runner.spec.schema import ExpectedValue
 from tests.conftest import TINY_SPEC

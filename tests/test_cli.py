@@ -7,8 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -17,9 +17,7 @@ from tests.conftest import ROOT, TINY_SPEC, subprocess_env
 
 
 def runner(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args], cwd=cwd, env=subprocess_env(), capture_output=True, text=True
-    )
+    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=cwd, env=subprocess_env(), capture_output=True, text=True)
 
 
 def test_validate_exit_codes_and_messages(write_spec: Callable[..., Path]) -> None:
@@ -80,7 +78,9 @@ def test_list_all_kinds(capsys: pytest.CaptureFixture[str]) -> None:
             assert name in out
 
 
-def test_the_command_ends_quickly_with_everything_written(write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path) -> None:
+def test_the_command_ends_quickly_with_everything_written(
+    write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path
+) -> None:
     """``runner`` skips the interpreter's teardown; what a run writes is all there first."""
     from mlflow.tracking import MlflowClient
 
@@ -99,7 +99,8 @@ def test_the_command_ends_quickly_with_everything_written(write_spec: Callable[.
 def test_a_run_that_raises_exits_1_with_its_traceback(write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path) -> None:
     diverging = write_spec(
         "name: nan\ndata: {dataset: diabetes, transforms: [standardize], split: {test: 0.2}}\nmodel: linear\n"
-        "loss: mse\noptimizer: {type: sgd, lr: 3.0}\ntrain: {epochs: 40, batch_size: full}\n", name="nan.yaml",
+        "loss: mse\noptimizer: {type: sgd, lr: 3.0}\ntrain: {epochs: 40, batch_size: full}\n",
+        name="nan.yaml",
     )
     done = runner("run", str(diverging), "--tracking-uri", migrated_tracking_uri, cwd=tmp_path)
     assert done.returncode == 1 and "NonFiniteLoss" in done.stderr and "Traceback" in done.stderr
@@ -119,7 +120,9 @@ def test_a_store_that_cannot_take_the_run_stops_it_with_a_plain_message(write_sp
     [["run"], ["run", "--seeds", "2"], ["run", "--set", "data.split={folds: 2}"], ["lr-find", "--steps", "3"], ["search"]],
     ids=["run", "seeds", "folds", "lr-find", "search"],
 )
-def test_a_device_this_machine_lacks_exits_2_before_anything_is_logged(command: list[str], write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path) -> None:
+def test_a_device_this_machine_lacks_exits_2_before_anything_is_logged(
+    command: list[str], write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path
+) -> None:
     from mlflow.tracking import MlflowClient
 
     search = "search:\n  metric: val/loss\n  n_trials: 1\n  space: {optimizer.lr: {type: float, low: 0.001, high: 0.1}}\n"
@@ -166,14 +169,22 @@ def test_a_run_makes_no_full_garbage_collection(write_spec: Callable[..., Path],
     # switches it on: no full pass over the ~700k long-lived objects (there were seven).
     done = subprocess.run(
         [sys.executable, "-c", COLLECTIONS, "run", str(write_spec()), "--no-track"],
-        env=subprocess_env(), capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "0 True True"
     # A command that does not train leaves the collector as Python has it.
     checked = subprocess.run(
         [sys.executable, "-c", COLLECTIONS, "validate", str(write_spec())],
-        env=subprocess_env(), capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert checked.returncode == 0 and checked.stdout.splitlines()[-1] == "0 True False", checked.stderr
 
@@ -181,10 +192,10 @@ def test_a_run_makes_no_full_garbage_collection(write_spec: Callable[..., Path],
 def test_the_collector_is_left_alone_when_called_from_python() -> None:
     import gc
 
-    from runner import heap
+    from runner.runtime import gc_policy
 
     frozen = gc.get_freeze_count()
-    heap.settle()
+    gc_policy.settle()
     assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 
@@ -192,7 +203,9 @@ def test_the_collector_is_left_alone_when_called_from_python() -> None:
 @pytest.mark.parametrize(
     "store", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), pytest.param("mysql", marks=pytest.mark.mysql)]
 )
-def test_runs_started_together_on_a_new_store_all_land(write_spec: Callable[..., Path], tmp_path: Path, store: str, request: pytest.FixtureRequest) -> None:
+def test_runs_started_together_on_a_new_store_all_land(
+    write_spec: Callable[..., Path], tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
     # Each would create and migrate the new store's tables; all but one failed ("duplicate
     # column" on SQLite and MySQL, a duplicate key in pg_type on PostgreSQL): many workers,
     # one new database.
@@ -207,7 +220,11 @@ def test_runs_started_together_on_a_new_store_all_land(write_spec: Callable[...,
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "runner", "run", str(spec), "--set", f"seed={seed}", "--tracking-uri", uri],
-            cwd=tmp_path, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path,
+            env=subprocess_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for seed in range(4)
     ]
@@ -226,7 +243,11 @@ def test_a_tracking_server_that_cannot_be_reached_exits_2_before_training(write_
     env = {k: v for k, v in subprocess_env().items() if k.lower() not in ("http_proxy", "https_proxy")}
     done = subprocess.run(
         [sys.executable, "-m", "runner", "run", str(write_spec()), "--tracking-uri", f"http://127.0.0.1:{port}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2, done.stderr
     assert f"runner: error: the MLflow tracking server http://127.0.0.1:{port} cannot be reached" in done.stderr

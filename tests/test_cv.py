@@ -9,9 +9,8 @@ import math
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -20,11 +19,11 @@ from mlflow.tracking import MlflowClient
 from scipy import stats
 
 from runner.cli import main
-from runner.cv import run_cv, summarize
-from runner.data import folds_of, load, prepare_rows
-from runner.experiment import RunOptions
+from runner.data.prepare import folds_of, load, prepare_rows
+from runner.runs.cv import run_cv, summarize
+from runner.runs.experiment import RunOptions
 from runner.spec import load_spec
-from tests.conftest import subprocess_env
+from tests.conftest import subprocess_env, wait_until
 
 CV_SPEC = """\
 name: cv-tiny
@@ -170,7 +169,7 @@ def test_on_fold_end_can_stop_the_run(write_spec: Callable[..., Path], migrated_
 
 
 def test_a_stopped_run_is_killed_not_failed(write_spec: Callable[..., Path], migrated_tracking_uri: str) -> None:
-    from runner.experiment import RunStopped
+    from runner.runs.experiment import RunStopped
 
     def prune(index: int, metrics: dict[str, float]) -> None:
         raise RunStopped(f"pruned after fold {index}")
@@ -182,7 +181,7 @@ def test_a_stopped_run_is_killed_not_failed(write_spec: Callable[..., Path], mig
 
 
 def test_a_diverging_batch_names_the_fold_and_fails_the_parent(write_spec: Callable[..., Path], migrated_tracking_uri: str) -> None:
-    from runner.train import NonFiniteLoss
+    from runner.training.loop import NonFiniteLoss
 
     text = (
         "name: diverging\nseed: 0\ndata: {dataset: diabetes, transforms: [standardize], split: {folds: 3}}\n"
@@ -195,19 +194,27 @@ def test_a_diverging_batch_names_the_fold_and_fails_the_parent(write_spec: Calla
 
 
 @pytest.mark.slow
-def test_sigterm_during_batched_training_ends_the_parent_killed(workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str) -> None:
+def test_sigterm_during_batched_training_ends_the_parent_killed(
+    workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str
+) -> None:
     # SIGTERM's default would end the process and leave the parent to the tracking process,
     # which marks it as a runner that died (SIGKILL?); the runner must end it itself.
     spec = cv_spec(write_spec).read_text().replace("epochs: 4", "epochs: 100000").replace("patience: 2", "patience: 100000")
     child = subprocess.Popen(
         [sys.executable, "-m", "runner", "run", str(write_spec(spec)), "--tracking-uri", migrated_tracking_uri],
-        cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=workdir,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not runs_of(migrated_tracking_uri) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(2.0)  # the folds are training, all at once
+        # The folds are training, all at once, once the batch has written its first checkpoint.
+        wait_until(lambda: runs_of(migrated_tracking_uri) or child.poll() is not None, "the parent run")
+        wait_until(
+            lambda: any((workdir / ".specrun" / "checkpoints").glob("*/last.pt")) or child.poll() is not None,
+            "the batch's first checkpoint",
+        )
         assert child.poll() is None, child.communicate()
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=60)
@@ -221,9 +228,7 @@ def test_sigterm_during_batched_training_ends_the_parent_killed(workdir: Path, w
 
 
 @pytest.mark.slow
-def test_seeds_give_a_parent_with_mean_and_spread(
-    workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str
-) -> None:
+def test_seeds_give_a_parent_with_mean_and_spread(workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str) -> None:
     spec = write_spec(CV_SPEC.format(folds="2", model="").replace("folds: 2, ", "test: 0.3, "))
     out = workdir / "seeds.json"
     assert main(["run", str(spec), "--seeds", "3", "--tracking-uri", migrated_tracking_uri, "--metrics-out", str(out)]) == 0
@@ -288,7 +293,7 @@ def test_impossible_folds_are_rejected_before_anything_is_logged(
 def test_a_cv_spec_is_not_a_holdout_run_and_usage_errors(
     workdir: Path, write_spec: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from runner.data import DataError, prepare
+    from runner.data.prepare import DataError, prepare
 
     path = cv_spec(write_spec)
     with pytest.raises(DataError, match="cross-validates"):
@@ -304,8 +309,10 @@ def test_fold_parallel_members_that_stop_early_keep_their_own_weights(write_spec
     # Members stop at different epochs while the others train on: each one's test metrics
     # come from its weights of the epoch it stopped (restore_best off) or its best epoch.
     for restore in ("false", "true"):
-        text = CV_SPEC.format(folds="{type: kfold, k: 4}", model="").replace("epochs: 4", "epochs: 12").replace(
-            "patience: 2}", f"patience: 1, min_delta: 0.03, restore_best: {restore}}}"
+        text = (
+            CV_SPEC.format(folds="{type: kfold, k: 4}", model="")
+            .replace("epochs: 4", "epochs: 12")
+            .replace("patience: 2}", f"patience: 1, min_delta: 0.03, restore_best: {restore}}}")
         )
         spec = load_spec(write_spec(text))
         batched = run_cv(spec, RunOptions(track=False, quiet=True))

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from registry import Table, Task
-from runner.dataset_input import dataset_row
 from runner.spec import load_spec
+from runner.tracking.dataset_input import dataset_row
 
 
 def _dataset(write_spec, dataset: str):  # type: ignore[no-untyped-def]
@@ -19,7 +19,9 @@ def _dataset(write_spec, dataset: str):  # type: ignore[no-untyped-def]
 
 def test_a_file_dataset_is_a_local_source_named_after_its_file(write_spec) -> None:  # type: ignore[no-untyped-def]
     table = Table(np.zeros((10, 2, 3), np.float32), np.zeros(10, np.int64), Task("multiclass", n_classes=2))
-    row = dataset_row(_dataset(write_spec, "{type: npz, path: data/iris.npz}"), table, "ab" * 32, {"train_rows": 8, "val_rows": 0, "test_rows": 2})
+    row = dataset_row(
+        _dataset(write_spec, "{type: npz, path: data/iris.npz}"), table, "ab" * 32, {"train_rows": 8, "val_rows": 0, "test_rows": 2}
+    )
     assert (row["name"], row["digest"], row["source_type"]) == ("iris.npz", "ab" * 8, "local")
     assert json.loads(row["source"]) == {"uri": "data/iris.npz"}
     assert row["features"] == {"dtype": "float32", "shape": [-1, 2, 3]} and row["targets"] == {"dtype": "int64", "shape": [-1]}
@@ -39,6 +41,8 @@ def test_a_dataset_read_from_several_files_names_their_folder_and_counts_its_off
 
 def test_a_generated_dataset_is_a_code_source_that_holds_its_parameters(write_spec) -> None:  # type: ignore[no-untyped-def]
     table = Table(np.zeros((5, 2), np.float32), np.zeros(5, np.int64), Task("multiclass", n_classes=3))
-    row = dataset_row(_dataset(write_spec, "{type: blobs, n_samples: 5}"), table, "ef" * 32, {"train_rows": 5, "val_rows": 0, "test_rows": 0})
+    row = dataset_row(
+        _dataset(write_spec, "{type: blobs, n_samples: 5}"), table, "ef" * 32, {"train_rows": 5, "val_rows": 0, "test_rows": 0}
+    )
     assert (row["name"], row["source_type"]) == ("blobs", "code")
     assert json.loads(json.loads(row["source"])["tags"]["specrun.dataset"])["n_samples"] == 5

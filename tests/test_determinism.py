@@ -11,15 +11,15 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from runner import determinism
 from runner.cli import main
+from runner.runtime import determinism
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,11 +41,14 @@ def _nondeterministic_op(device: str = "cpu") -> None:
     torch.zeros(4, device=device).put_(torch.tensor([0, 0], device=device), torch.tensor([1.0, 2.0], device=device))
 
 
-@pytest.mark.parametrize("level,enabled,warn_only", [
-    ("bitwise", True, False),
-    ("tolerant", True, True),
-    ("off", False, False),
-])
+@pytest.mark.parametrize(
+    "level,enabled,warn_only",
+    [
+        ("bitwise", True, False),
+        ("tolerant", True, True),
+        ("off", False, False),
+    ],
+)
 def test_levels_map_to_torch_flags(level: str, enabled: bool, warn_only: bool) -> None:
     determinism.set_reproducibility(level)
     assert torch.are_deterministic_algorithms_enabled() is enabled
@@ -105,7 +108,7 @@ def test_setting_the_level_leaves_the_compiler_unimported_until_a_run_compiles()
     # start); the eager flag alone is set, and the compiler gets it when a run compiles.
     code = (
         "import sys, torch\n"
-        "from runner import determinism\n"
+        "from runner.runtime import determinism\n"
         "determinism.set_reproducibility('bitwise')\n"
         "assert torch.are_deterministic_algorithms_enabled()\n"
         "assert 'torch._inductor' not in sys.modules, 'set_reproducibility imported the compiler'\n"

@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from runner import distributed
+from runner.runtime import distributed
 from tests.conftest import TINY_SPEC, subprocess_env
 
 
 @pytest.mark.parametrize("rank,expected", [(0, [0, 3, 6, 9]), (1, [1, 4, 7, 0]), (2, [2, 5, 8, 1])])
-def test_shard_pads_cyclically_and_strides_like_distributed_sampler(monkeypatch: pytest.MonkeyPatch, rank: int, expected: list[int]) -> None:
+def test_shard_pads_cyclically_and_strides_like_distributed_sampler(
+    monkeypatch: pytest.MonkeyPatch, rank: int, expected: list[int]
+) -> None:
     # 10 rows over 3 ranks: padded to 12 with rows 0 and 1, then every third row from `rank`.
     monkeypatch.setenv("WORLD_SIZE", "3")
     monkeypatch.setenv("RANK", str(rank))
@@ -39,9 +41,26 @@ def test_nproc_2_on_cpu_trains_one_tracked_run(workdir: Path, write_spec: Callab
     spec = write_spec(TINY_SPEC.replace("epochs: 3", "epochs: 8"))
     out = workdir / "metrics.json"
     done = subprocess.run(
-        [sys.executable, "-m", "runner", "run", str(spec), "--nproc", "2", "--device", "cpu",
-         "--tracking-uri", tracking_uri, "--metrics-out", str(out)],
-        cwd=workdir, env=subprocess_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "run",
+            str(spec),
+            "--nproc",
+            "2",
+            "--device",
+            "cpu",
+            "--tracking-uri",
+            tracking_uri,
+            "--metrics-out",
+            str(out),
+        ],
+        cwd=workdir,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(tracking_uri)

@@ -16,11 +16,12 @@ from mlflow.tracking import MlflowClient
 
 import registry
 from registry import _npz
-from runner import datafiles
 from runner.cli import main
-from runner.data import fingerprint, prepare
-from runner.dvc_data import materialize
+from runner.data import file_records
+from runner.data.dvc_files import materialize
+from runner.data.prepare import fingerprint, prepare
 from runner.spec import SpecError, load_spec
+from runner.tracking import record
 from tests.dvc_helpers import commit_all, dvc_recorded_md5, git, git_init
 
 SPEC = """\
@@ -94,7 +95,7 @@ def test_data_add_tracks_with_dvc_and_a_run_logs_its_md5_then_refuses_other_cont
     client = MlflowClient(tracking_uri=migrated_tracking_uri)
     [run] = client.search_runs([client.get_experiment_by_name("iris-dvc").experiment_id])
     assert run.data.tags["specrun.data.data/iris.npz.md5"] == recorded
-    logged = Path(client.download_artifacts(run.info.run_id, datafiles.ARTIFACT, str(workdir)))
+    logged = Path(client.download_artifacts(run.info.run_id, record.DATA_FILES_ARTIFACT, str(workdir)))
     assert json.loads(logged.read_text()) == [{"path": "data/iris.npz", "md5": recorded, "size": data.stat().st_size}]
 
     # Other content under the same name: refused before anything is logged.
@@ -137,7 +138,7 @@ def test_a_revision_reads_the_committed_version_and_the_local_remote_works_offli
     # rev: v1 reads v1 through dvc.api although the working tree holds v2, and records v1.
     spec = load_spec(write_spec(workdir, f", md5: {v1}, rev: v1"))
     prepared = prepare(spec)
-    [read] = datafiles.records(prepared.table, spec.data.dataset)
+    [read] = file_records.records(prepared.table, spec.data.dataset)
     assert (read.path, read.md5, read.rev) == ("data/iris.npz", v1, "v1")
     assert main(["run", str(write_spec(workdir, f", md5: {v2}, rev: v1", "wrong.yaml")), "--no-track"]) == 2
     assert main(["run", str(write_spec(workdir, ", rev: no-such-tag", "norev.yaml")), "--no-track"]) == 2
@@ -154,12 +155,15 @@ def test_a_revision_reads_the_committed_version_and_the_local_remote_works_offli
     assert md5(data) == v2
 
 
-@pytest.mark.parametrize("dataset,message", [
-    ("path: x.csv", "a CSV file needs `target`"),
-    ("path: data/iris.npz, md5: nothex", "data.dataset.md5: String should match pattern"),
-    ("path: data/iris.npz, target: y", "`target`, `features` and `task` are for CSV and Parquet files"),
-    ("path: data/iris.txt", "the file must end in one of .npz, .csv, .parquet, .pq"),
-])
+@pytest.mark.parametrize(
+    "dataset,message",
+    [
+        ("path: x.csv", "a CSV file needs `target`"),
+        ("path: data/iris.npz, md5: nothex", "data.dataset.md5: String should match pattern"),
+        ("path: data/iris.npz, target: y", "`target`, `features` and `task` are for CSV and Parquet files"),
+        ("path: data/iris.txt", "the file must end in one of .npz, .csv, .parquet, .pq"),
+    ],
+)
 def test_dvc_dataset_params_are_checked_with_the_spec(tmp_path: Path, dataset: str, message: str) -> None:
     spec = tmp_path / "bad.yaml"
     spec.write_text(SPEC.format(extra="").replace("path: data/iris.npz", dataset))
@@ -204,4 +208,4 @@ def test_an_image_folder_run_records_the_md5_dvc_gives_the_folder(
     assert main(["run", str(spec), "--tracking-uri", migrated_tracking_uri]) == 0
     client = MlflowClient(migrated_tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("images").experiment_id])
-    assert run.data.tags[datafiles.tag_key("images")] == recorded
+    assert run.data.tags[file_records.tag_key("images")] == recorded

@@ -4,14 +4,14 @@ divergence, suggests a tenth of it, plots the curve and logs it to MLflow."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from runner.cli import main
-from runner.lr_find import range_test
 from runner.spec import load_spec
+from runner.training.lr_find import range_test
 
 SPEC = """\
 name: lrf
@@ -34,8 +34,9 @@ def test_rates_grow_geometrically_and_the_suggestion_is_a_tenth_of_the_critical_
     assert result.losses[-1] > 4 * min(result.losses[:-1])  # it stopped because the loss blew up
 
 
-def test_cli_plots_and_logs_the_curve(write_spec: Callable[..., Path], workdir: Path, migrated_tracking_uri: str,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_plots_and_logs_the_curve(
+    write_spec: Callable[..., Path], workdir: Path, migrated_tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mlflow.tracking import MlflowClient
 
     spec = write_spec(SPEC)

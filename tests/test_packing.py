@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from runner import packing
+from runner.training import packing
 
 
 def test_pack_round_trips_every_kind_of_leaf_and_copies_the_tensors() -> None:

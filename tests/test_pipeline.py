@@ -33,7 +33,10 @@ def fresh_clone(destination: Path) -> Path:
     """What ``git clone`` of this work tree would give: its tracked and unignored files."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, listed):
         source = ROOT / name

@@ -13,9 +13,7 @@ from runner.cli import main
 from tests.conftest import TINY_SPEC
 from tests.dvc_helpers import commit_all, git_init
 
-CSV_SPEC = TINY_SPEC.replace("dataset: breast_cancer", "dataset: {path: table.csv, target: label}").replace(
-    "name: tiny", "name: tiny-csv"
-)
+CSV_SPEC = TINY_SPEC.replace("dataset: breast_cancer", "dataset: {path: table.csv, target: label}").replace("name: tiny", "name: tiny-csv")
 
 
 def runs(client: MlflowClient, experiment: str) -> list:
@@ -95,7 +93,12 @@ def test_reproduce_an_unknown_run_exits_2(workdir: Path, migrated_tracking_uri: 
     ids=["folds-batched", "folds-sequential", "seeds"],
 )
 def test_reproduce_a_parent_run_reruns_its_members_as_they_ran(
-    workdir: Path, write_spec, migrated_tracking_uri: str, split: str, flags: list[str], capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+    workdir: Path,
+    write_spec,
+    migrated_tracking_uri: str,
+    split: str,
+    flags: list[str],
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
 ) -> None:
     text = TINY_SPEC.replace("split: {test: 0.2, val: 0.2, stratify: true}", f"split: {split}").replace(", dropout: 0.1", "")
     spec = write_spec(text)
@@ -108,5 +111,9 @@ def test_reproduce_a_parent_run_reruns_its_members_as_they_ran(
     assert "bit-identical" in capsys.readouterr().out
     [rerun] = [r for r in runs(client, "tiny") if "mlflow.parentRunId" not in r.data.tags and r.info.run_id != parent.info.run_id]
     assert rerun.data.tags["specrun.reproduces"] == parent.info.run_id
-    assert rerun.data.tags["specrun.cv.mode"] == parent.data.tags["specrun.cv.mode"] == ("sequential" if "--sequential" in flags else "batched")
+    assert (
+        rerun.data.tags["specrun.cv.mode"]
+        == parent.data.tags["specrun.cv.mode"]
+        == ("sequential" if "--sequential" in flags else "batched")
+    )
     assert rerun.data.metrics == parent.data.metrics

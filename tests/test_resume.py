@@ -9,16 +9,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from runner import checkpoint
 from runner.cli import main
-from runner.tracking_process import ABANDONED
+from runner.tracking.process import ABANDONED
+from runner.training import checkpoint
 from tests.conftest import subprocess_env
 
 DIVERGING = """\
@@ -71,7 +72,9 @@ def test_nan_fails_the_run_and_keeps_the_last_good_checkpoint(workdir: Path, wri
         assert all(torch.isfinite(w).all() for w in state["model"].values())
 
 
-def test_resume_refuses_a_finished_run_and_bad_usage(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_refuses_a_finished_run_and_bad_usage(
+    workdir: Path, write_spec: Callable[..., Path], tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = write_spec()
     assert main(["run", str(spec), "--tracking-uri", tracking_uri, "--set", "train.epochs=1"]) == 0
     (run,) = _runs(tracking_uri)
@@ -90,7 +93,11 @@ def test_resume_refuses_a_finished_run_and_bad_usage(workdir: Path, write_spec: 
 def _start(workdir: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "runner", "run", *args],
-        cwd=workdir, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=workdir,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -123,7 +130,9 @@ def _wait_until_ended(uri: str, run_id: str) -> Any:
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(
+    workdir: Path, write_spec: Callable[..., Path], tracking_uri: str
+) -> None:
     spec = write_spec(RESUMABLE)
     # 1) The reference: the same spec, never interrupted (tracked elsewhere).
     reference = workdir / "reference.json"
@@ -200,7 +209,10 @@ def test_a_cross_validation_killed_in_its_second_fold_resumes_bit_identically(
     tracking_uri = migrated_tracking_uri
     spec = write_spec(FOLDS)
     reference = workdir / "reference.json"
-    assert main(["run", str(spec), "--sequential", "--tracking-uri", f"sqlite:///{workdir / 'reference.db'}", "--metrics-out", str(reference)]) == 0
+    assert (
+        main(["run", str(spec), "--sequential", "--tracking-uri", f"sqlite:///{workdir / 'reference.db'}", "--metrics-out", str(reference)])
+        == 0
+    )
 
     child = _start(workdir, str(spec), "--sequential", "--tracking-uri", tracking_uri)
     client = MlflowClient(tracking_uri)
@@ -229,7 +241,9 @@ def test_a_cross_validation_killed_in_its_second_fold_resumes_bit_identically(
     assert client.get_run(parent.info.run_id).data.metrics["test/accuracy_mean"] == json.loads(reference.read_text())["test/accuracy_mean"]
 
 
-def test_a_seeds_parent_resumes_its_unfinished_and_missing_members(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+def test_a_seeds_parent_resumes_its_unfinished_and_missing_members(
+    workdir: Path, write_spec: Callable[..., Path], tracking_uri: str
+) -> None:
     spec = write_spec(FOLDS.replace("split: {folds: 3, val: 0.15}", "split: {test: 0.2, val: 0.15}").replace("epochs: 200", "epochs: 4"))
     first = workdir / "first.json"
     assert main(["run", str(spec), "--seeds", "3", "--sequential", "--tracking-uri", tracking_uri, "--metrics-out", str(first)]) == 0

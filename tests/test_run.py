@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from mlflow.data.schema import TensorDatasetSchema
@@ -47,7 +47,9 @@ def test_run_logs_params_metrics_artifacts_and_tags(workdir: Path, write_spec: C
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"spec.resolved.yaml", "metrics.json", "model"} <= artifacts
     # The weights, and beside them the MLflow model for use (tests/test_served.py).
-    assert {"model/weights.pt", "model/MLmodel", "model/data", "model/code"} <= {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/weights.pt", "model/MLmodel", "model/data", "model/code"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "model")
+    }
 
     tags = run.data.tags
     assert len(tags["specrun.spec_sha256"]) == 64 and len(tags["specrun.data_sha256"]) == 64
@@ -147,14 +149,22 @@ def _sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-
 @pytest.mark.slow
 def test_ctrl_c_marks_the_run_killed_with_its_last_checkpoint(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
-    spec = write_spec(TINY_SPEC.replace("epochs: 3", "epochs: 100000").replace("dataset: breast_cancer", "dataset: digits").replace("loss: bce", "loss: cross_entropy"))
+    spec = write_spec(
+        TINY_SPEC.replace("epochs: 3", "epochs: 100000")
+        .replace("dataset: breast_cancer", "dataset: digits")
+        .replace("loss: bce", "loss: cross_entropy")
+    )
     child = subprocess.Popen(
         [sys.executable, "-m", "runner", "run", str(spec), "--tracking-uri", tracking_uri],
-        cwd=workdir, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, preexec_fn=_sigint_as_in_a_terminal,
+        cwd=workdir,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     # Wait until a few epochs are logged, then interrupt as a terminal's Ctrl-C would: the
     # whole process group (the runner and its tracking process) gets SIGINT.
@@ -193,7 +203,7 @@ class _SwallowsAnInterrupt:
 
 @pytest.mark.usefixtures("default_sigint")
 def test_an_interrupt_lost_in_a_finalizer_still_stops_the_run(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
-    from runner.experiment import RunOptions, run
+    from runner.runs.experiment import RunOptions, run
     from runner.spec import load_spec
 
     spec = load_spec(write_spec(TINY_SPEC.replace("epochs: 3", "epochs: 50")))

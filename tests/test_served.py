@@ -6,8 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import mlflow.pyfunc
 import mlflow.pytorch
@@ -17,9 +17,9 @@ import torch
 from mlflow.tracking import MlflowClient
 from sklearn.preprocessing import StandardScaler
 
-from runner import splits
 from runner.cli import main
-from runner.data import load
+from runner.data import splits
+from runner.data.prepare import load
 from runner.spec import load_spec
 
 SPEC = """\
@@ -107,7 +107,14 @@ def test_the_logged_model_predicts_from_raw_features_what_the_run_tested(
     local = client.download_artifacts(run_id, "model", str(workdir / "download"))
     np.save(workdir / "raw.npy", raw)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MLFLOW_TRACKING_URI")}
-    done = subprocess.run([sys.executable, "-c", WITHOUT_SPECRUN, local, str(workdir / "raw.npy")], cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SPECRUN, local, str(workdir / "raw.npy")],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     origin, answer = done.stdout.split()
     assert Path(origin).is_relative_to(local) and np.array_equal(np.load(answer), probabilities)
@@ -137,7 +144,21 @@ def test_an_image_model_takes_images_and_a_regression_model_answers_values(
     regression = SPEC.replace("digits", "diabetes").replace("cross_entropy", "mse").replace("metrics: [accuracy]", "metrics: [mae]")
     mlflow.set_tracking_uri(migrated_tracking_uri)
     for text, name, shape, answer in [(images, "images", (-1, 1, 8, 8), (2, 3)), (regression, "diabetes", (-1, 10), (2,))]:
-        assert main(["run", str(write_spec(text, f"{name}.yaml")), "--tracking-uri", migrated_tracking_uri, "--experiment", name, "--set", "train.epochs=1"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(write_spec(text, f"{name}.yaml")),
+                    "--tracking-uri",
+                    migrated_tracking_uri,
+                    "--experiment",
+                    name,
+                    "--set",
+                    "train.epochs=1",
+                ]
+            )
+            == 0
+        )
         (run,) = MlflowClient(migrated_tracking_uri).search_runs([mlflow.get_experiment_by_name(name).experiment_id])
         model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
         assert model.metadata.get_input_schema().inputs[0].shape == shape

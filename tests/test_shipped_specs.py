@@ -25,7 +25,7 @@ def test_spec_validates_and_has_a_header(spec: Path) -> None:
 
 def write_pipeline_data(spec: Path) -> None:
     """Published specs read data/<dataset>.npz, which dvc.yaml's `data` stage writes; write it here."""
-    from runner.dvc_data import materialize
+    from runner.data.dvc_files import materialize
 
     dataset = load_spec(spec).data.dataset
     if dataset.type == "dvc" and dataset.path.parent == Path("data") and dataset.path.stem in registry.DATASETS:
@@ -37,8 +37,11 @@ REDUCED = {
     "fashion_mlp.yaml": ["data.dataset.limit=2000", "data.dataset.test_limit=1000"],
     "fashion_convnet.yaml": ["data.dataset.limit=500", "data.dataset.test_limit=500"],
     "fashion_early_stopping.yaml": ["data.dataset.test_limit=1000"],
-    **{f"table31_{data}_{model}.yaml": ["data.dataset.limit=2000", "data.dataset.test_limit=500"]
-       for data in ("fashion", "mnist") for model in ("ls_ovr", "ls_ovo", "logistic_ovr", "logistic_ovo", "multinomial")},
+    **{
+        f"table31_{data}_{model}.yaml": ["data.dataset.limit=2000", "data.dataset.test_limit=500"]
+        for data in ("fashion", "mnist")
+        for model in ("ls_ovr", "ls_ovo", "logistic_ovr", "logistic_ovo", "multinomial")
+    },
 }
 
 
@@ -62,10 +65,13 @@ def test_spec_runs_an_epoch_and_logs_its_model(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,metric,bound", [
-    ("breast_cancer_logistic", "test/roc_auc", 0.97),
-    ("digits_mlp", "test/accuracy", 0.95),
-])
+@pytest.mark.parametrize(
+    "name,metric,bound",
+    [
+        ("breast_cancer_logistic", "test/roc_auc", 0.97),
+        ("digits_mlp", "test/accuracy", 0.95),
+    ],
+)
 def test_headline_specs_reach_their_marks(name: str, metric: str, bound: float, workdir: Path) -> None:
     out = workdir / "metrics.json"
     assert main(["run", str(ROOT / "specs" / f"{name}.yaml"), "--no-track", "--metrics-out", str(out)]) == 0

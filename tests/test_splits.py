@@ -3,14 +3,15 @@ spec errors located at their line."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from sklearn import model_selection
 
-from runner import splits
+from runner.data import splits
 from runner.spec import SpecError, load_spec
 from runner.spec.schema import SplitSpec
 
@@ -65,7 +66,9 @@ def test_val_is_carved_from_each_folds_training_rows() -> None:
         parts = [set(fold.train), set(fold.val), set(fold.test)]
         assert sum(map(len, parts)) == N and set.union(*parts) == set(range(N))
         expected_train, _ = model_selection.train_test_split(
-            np.setdiff1d(np.arange(N), fold.test), test_size=8 / 30, random_state=1,
+            np.setdiff1d(np.arange(N), fold.test),
+            test_size=8 / 30,
+            random_state=1,
             stratify=LABELS[np.setdiff1d(np.arange(N), fold.test)],
         )
         assert np.array_equal(fold.train, np.sort(expected_train))
@@ -145,7 +148,9 @@ def test_valid_cv_specs_load(write_spec: Callable[..., Path]) -> None:
     spec = load_spec(write_spec(SPEC.format(dataset="iris", split="    folds: leave_one_out", loss="cross_entropy", train="")))
     assert spec.data.split.folds is not None and spec.data.split.folds.type == "leave_one_out"
     nested = SPEC.format(
-        dataset="iris", split="    folds: {type: stratified_kfold, k: 3}\n    inner: {type: kfold, k: 2}", loss="cross_entropy",
+        dataset="iris",
+        split="    folds: {type: stratified_kfold, k: 3}\n    inner: {type: kfold, k: 2}",
+        loss="cross_entropy",
         train=", early_stopping: {monitor: val/loss, patience: 2}",
     )
     assert load_spec(write_spec(nested)).data.split.inner.k == 2  # type: ignore[union-attr]

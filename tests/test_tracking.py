@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from runner import tracking
-from runner.tracking import MlflowTracker
-from runner.tracking_process import TrackingProcess
+from runner.tracking import tracker as tracking
+from runner.tracking.process import TrackingProcess
+from runner.tracking.tracker import MlflowTracker
 
 
 @pytest.fixture(params=["in-process", "tracking-process"], autouse=True)
@@ -65,7 +65,7 @@ def test_with_the_tracking_process_a_runs_first_epochs_are_written_sooner(tmp_pa
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = MlflowTracker(uri, "batches")
     client = MlflowClient(uri)
-    time.sleep(0.25)
+    time.sleep(0.25)  # past EARLY_FLUSH_SECONDS: the time itself is what is tested
     tracker.epoch_end(1, {"train/loss": 2.0})  # due with the tracking process
     tracker.epoch_end(2, {"train/loss": 1.0})  # the next batch is due 0.3 s after that one
     tracker.wait()
@@ -98,7 +98,7 @@ def test_a_run_for_an_experiment_in_the_trash_says_how_to_get_it_back(tmp_path: 
     experiment_id = client.get_experiment_by_name("trashed").experiment_id
     client.delete_experiment(experiment_id)
     with pytest.raises(Exception, match=rf"experiment 'trashed' \(id {experiment_id}\) is deleted: restore it"):
-        MlflowTracker(uri, "trashed").run_id
+        _ = MlflowTracker(uri, "trashed").run_id
 
 
 def test_an_unreachable_tracking_server_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,11 +122,17 @@ def test_runs_on_the_same_data_log_their_dataset_at_once(migrated_tracking_uri: 
     same moment raced into a unique constraint (a search's workers, runs started together)."""
     import threading
 
-    from runner.mlflow_store import MlflowStore
+    from runner.tracking.store import MlflowStore
 
     row = {
-        "name": "d", "digest": "0" * 16, "source_type": "code", "source": '{"tags": {}}', "profile": '{"num_rows": 1}',
-        "features": {"dtype": "float32", "shape": [-1, 2]}, "targets": {"dtype": "int64", "shape": [-1]}, "tags": {},
+        "name": "d",
+        "digest": "0" * 16,
+        "source_type": "code",
+        "source": '{"tags": {}}',
+        "profile": '{"num_rows": 1}',
+        "features": {"dtype": "float32", "shape": [-1, 2]},
+        "targets": {"dtype": "int64", "shape": [-1]},
+        "tags": {},
     }
     runs: list[str] = []
     for experiment in ("a", "b", "c"):
@@ -134,7 +140,7 @@ def test_runs_on_the_same_data_log_their_dataset_at_once(migrated_tracking_uri: 
         ids = [store.create_run(migrated_tracking_uri, experiment, None, {}) for store in stores]
         barrier = threading.Barrier(len(stores))
 
-        def log(store: MlflowStore, run_id: str) -> None:
+        def log(store: MlflowStore, run_id: str, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             store.log_dataset(run_id, row)  # one that gives up only warns: the inputs below tell
 

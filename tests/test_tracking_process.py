@@ -3,6 +3,7 @@ killed runner leaves open."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,12 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from runner.tracking_process import ABANDONED, TrackingError, TrackingProcess
+from runner.tracking.process import ABANDONED, TrackingError, TrackingProcess
 
-from .conftest import subprocess_env
+from .conftest import subprocess_env, wait_gone
 
 
 @pytest.fixture
@@ -117,7 +119,9 @@ def test_a_torn_message_ends_the_runs_left_open(tmp_path: Path) -> None:
     assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED
 
 
-def test_relative_paths_mean_what_they_mean_to_the_caller(tmp_path: Path, process: TrackingProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_paths_mean_what_they_mean_to_the_caller(
+    tmp_path: Path, process: TrackingProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_id = process.create_run(uri, "paths", "relative", {"k": "v"})
@@ -132,7 +136,7 @@ def test_relative_paths_mean_what_they_mean_to_the_caller(tmp_path: Path, proces
 
 KILLED_RUNNER = """\
     import os, signal, sys
-    from runner import tracking
+    from runner.tracking import tracker as tracking
 
     tracking.start_tracking_process()
     tracker = tracking.MlflowTracker(sys.argv[1], "killed")
@@ -141,7 +145,7 @@ KILLED_RUNNER = """\
     left = tracking.MlflowTracker(sys.argv[1], "killed")  # another process ends this one
     left.disown()
     tracker.wait()
-    print(tracker.run_id, left.run_id, flush=True)
+    print(tracker.run_id, left.run_id, tracking._process._process.pid, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -153,20 +157,22 @@ def test_a_runner_killed_with_sigkill_leaves_its_run_killed_not_running(tmp_path
     env = subprocess_env() | {"SPECRUN_TRACKING_PROCESS": "1"}
     done = subprocess.run([sys.executable, str(script), uri], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == -9, done.stderr
-    run_id, left_id = done.stdout.split()
+    run_id, left_id, helper = done.stdout.split()
     client = MlflowClient(uri)
-    deadline = time.monotonic() + 60
-    while client.get_run(run_id).info.status == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # The helper ends the runs it owns, then exits: once it is gone, nothing changes any more.
+    with contextlib.suppress(psutil.NoSuchProcess):
+        wait_gone([psutil.Process(int(helper))], "the tracking process")
     run = client.get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED
     assert run.data.metrics == {"train/loss": 0.5}
-    time.sleep(1.0)  # the helper ends the runs it owns one after another
     assert client.get_run(left_id).info.status == "RUNNING"  # disowned: left for another process to end
 
 
-def test_without_a_process_to_be_had_mlflow_stays_in_the_runner(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from runner import tracking, tracking_process
+def test_without_a_process_to_be_had_mlflow_stays_in_the_runner(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runner.tracking import process as tracking_process
+    from runner.tracking import tracker as tracking
 
     def refuse() -> None:
         raise OSError(11, "Resource temporarily unavailable")

@@ -3,16 +3,16 @@ constraints applied around each step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from runner.build import build
-from runner.data import prepare
+from runner.data.prepare import prepare
 from runner.spec import load_spec
-from runner.train import train_one
+from runner.training.loop import train_one
+from runner.training.pipeline import build
 
 
 class _Quiet:
@@ -43,7 +43,11 @@ def trained(write_spec: Callable[..., Path], extra: str = "", **parts: str) -> t
 
 def test_closed_form_model_is_fitted_once_without_gradient_steps(write_spec: Callable[..., Path]) -> None:
     pipeline, result = trained(
-        write_spec, model="{type: least_squares, features: {type: polynomial, degree: 3}}", optimizer="sgd", epochs="50", batch="8",
+        write_spec,
+        model="{type: least_squares, features: {type: polynomial, degree: 3}}",
+        optimizer="sgd",
+        epochs="50",
+        batch="8",
     )
     assert result.epochs_run == 1 and len(result.history) == 1  # type: ignore[attr-defined]
     x, y = pipeline.train.x.double().numpy()[:, 0], pipeline.train.y.double().numpy()  # type: ignore[attr-defined]
@@ -62,8 +66,12 @@ def test_lbfgs_gets_its_closure_and_fits_a_linear_model(write_spec: Callable[...
 
 def test_max_norm_holds_after_training(write_spec: Callable[..., Path]) -> None:
     pipeline, _ = trained(
-        write_spec, "regularizer: {type: max_norm, max_norm: 0.5}\n",
-        model="{type: mlp, hidden: [8]}", optimizer="{type: sgd, lr: 0.5}", epochs="3", batch="16",
+        write_spec,
+        "regularizer: {type: max_norm, max_norm: 0.5}\n",
+        model="{type: mlp, hidden: [8]}",
+        optimizer="{type: sgd, lr: 0.5}",
+        epochs="3",
+        batch="16",
     )
     norms = [p.norm(dim=1).max().item() for p in pipeline.model.parameters() if p.ndim > 1]  # type: ignore[attr-defined]
     assert max(norms) <= 0.5 + 1e-6

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from runner import batches, checkpoint, determinism
-from runner.build import Pipeline, build
 from runner.cli import main
-from runner.data import prepare
+from runner.data.prepare import prepare
+from runner.runtime import determinism
 from runner.spec import load_spec
 from runner.spec.schema import Spec
-from runner.tracking import NullTracker
-from runner.train import evaluate, train_one
+from runner.tracking.tracker import NullTracker
+from runner.training import batches, checkpoint
+from runner.training.loop import evaluate, train_one
+from runner.training.pipeline import Pipeline, build
 from tests.conftest import TINY_SPEC
 
 DIGITS = TINY_SPEC.replace("dataset: breast_cancer", "dataset: digits").replace("loss: bce", "loss: cross_entropy")
@@ -127,8 +128,12 @@ def test_compiled_model_matches_eager(write_spec: Callable[..., Path]) -> None:
     assert compiled_test == pytest.approx(eager_test, rel=1e-4, abs=1e-4)
 
 
-def test_early_stopping_watches_one_class_of_a_per_class_metric(workdir: Path, write_spec: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
-    text = DIGITS.replace("metrics: [accuracy, roc_auc]", "metrics: [accuracy, {type: recall, average: none}]").replace("epochs: 3", "epochs: 30")
+def test_early_stopping_watches_one_class_of_a_per_class_metric(
+    workdir: Path, write_spec: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = DIGITS.replace("metrics: [accuracy, roc_auc]", "metrics: [accuracy, {type: recall, average: none}]").replace(
+        "epochs: 3", "epochs: 30"
+    )
     spec = write_spec(text)
     stopping = "train.early_stopping={monitor: val/recall/3, patience: 2, restore_best: true}"
     history = workdir / "history.csv"

@@ -5,24 +5,21 @@ logged to the study's parent run, and the best trial's run tagged."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from runner import provenance
-from runner.search.study import directions_of
 from runner.search.objective import Context
+from runner.search.study import directions_of
 from runner.spec.schema import Spec
-
-BEST_TAG = "specrun.best_trial"
+from runner.tracking import provenance, record
 
 
 def best_path(spec_file: Path) -> Path:
     return spec_file.with_name(f"{spec_file.stem}.best.yaml")
 
 
-def best_trial(study: optuna.Study, spec: Spec) -> Optional[FrozenTrial]:
+def best_trial(study: optuna.Study, spec: Spec) -> FrozenTrial | None:
     """The best complete trial; for several objectives, the Pareto-optimal trial best on
     the first objective."""
     assert spec.search is not None
@@ -53,9 +50,7 @@ def best_text(context: Context, trial: FrozenTrial) -> str:
 def summary(study: optuna.Study, trial: FrozenTrial) -> dict[str, float]:
     """The study's outcome as numbers (``runner search --metrics-out``, checked by ``runner
     check``): the best value(s), the winner's numeric sampled values, the trial counts."""
-    values = {"best/value": trial.values[0]} if len(trial.values) == 1 else {
-        f"best/value_{i}": v for i, v in enumerate(trial.values)
-    }
+    values = {"best/value": trial.values[0]} if len(trial.values) == 1 else {f"best/value_{i}": v for i, v in enumerate(trial.values)}
     for path, value in trial.params.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             values[f"best/{path}"] = float(value)
@@ -68,33 +63,31 @@ def summary_counts(study: optuna.Study) -> dict[str, float]:
     return {f"trials/{state.name.lower()}": float(len(study.get_trials(deepcopy=False, states=(state,)))) for state in states}
 
 
-def write_best(context: Context, spec_file: Path, trial: FrozenTrial, out: Optional[Path] = None) -> Path:
+def write_best(context: Context, spec_file: Path, trial: FrozenTrial, out: Path | None = None) -> Path:
     path = out or best_path(spec_file)
     path.write_text(best_text(context, trial).replace("{file}", str(path)))
     return path
 
 
-def record(
-    uri: str, parent_run_id: Optional[str], trial: FrozenTrial, best_file: Path, previous_best: Optional[str]
-) -> None:
+def record_best(uri: str, parent_run_id: str | None, trial: FrozenTrial, best_file: Path, previous_best: str | None) -> None:
     """Tag the best trial's run (untag a former best), and give the parent run the best
     values, the best run's id and best.yaml."""
-    from runner.tracking import MlflowTracker, run_exists, tag_run
+    from runner.tracking.tracker import MlflowTracker, run_exists, tag_run
 
     # Runs of trials from before a change of tracking store are not in this one.
     run_id = trial.user_attrs.get("mlflow_run_id")
     if run_id and not run_exists(uri, run_id):
         run_id = None
     if previous_best and previous_best != run_id and run_exists(uri, previous_best):
-        tag_run(uri, previous_best, {BEST_TAG: "false"})
+        tag_run(uri, previous_best, {record.BEST_TRIAL: "false"})
     if run_id:
-        tag_run(uri, run_id, {BEST_TAG: "true"})
+        tag_run(uri, run_id, {record.BEST_TRIAL: "true"})
     if parent_run_id is None:
         return
     parent = MlflowTracker.reopen(uri, parent_run_id)
-    tags = {"specrun.best_trial_number": str(trial.number)}
+    tags = {record.BEST_TRIAL_NUMBER: str(trial.number)}
     if run_id:
-        tags["specrun.best_run_id"] = run_id
+        tags[record.BEST_RUN_ID] = run_id
     parent.set_tags(tags)
     parent.log_metrics({f"best/{i}" if len(trial.values) > 1 else "best/value": v for i, v in enumerate(trial.values)})
     parent.log_artifact(best_file)

@@ -8,21 +8,22 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from runner.experiment import RunOptions
-from runner.interrupts import Interrupts, Terminated
-from runner.report import write_metrics
-from runner.search import best, storage as storages, view
+from runner.results.report import write_metrics
+from runner.runs.experiment import RunOptions
+from runner.runtime.interrupts import Interrupts, Terminated
+from runner.search import best, view
+from runner.search import storage as storages
 from runner.search.objective import Context
 from runner.search.study import directions_of, metrics_of, open_study, trial_budget
 from runner.search.worker import work
 from runner.spec.load import load_source
 from runner.spec.schema import Spec
-from runner.tracking import MlflowTracker, fail_running, flatten, run_exists, tracking_uri
+from runner.tracking import record
+from runner.tracking.tracker import MlflowTracker, fail_running, flatten, run_exists, tracking_uri
 
 PARENT_ATTR = "mlflow_parent_run_id"
 
@@ -31,17 +32,17 @@ PARENT_ATTR = "mlflow_parent_run_id"
 class SearchArgs:
     spec_file: Path
     sets: list[str] = field(default_factory=list)
-    n_trials: Optional[int] = None
-    timeout: Optional[float] = None
-    study: Optional[str] = None
-    storage: Optional[str] = None
+    n_trials: int | None = None
+    timeout: float | None = None
+    study: str | None = None
+    storage: str | None = None
     workers: int = 1
-    tracking_uri: Optional[str] = None
-    best_out: Optional[Path] = None
+    tracking_uri: str | None = None
+    best_out: Path | None = None
     #: Set in the processes ``--workers`` starts: run trials only (no display, no best.yaml).
-    worker_index: Optional[int] = None
+    worker_index: int | None = None
     #: Write the study's outcome (best value, the winner's numeric values, trial counts) as JSON.
-    metrics_out: Optional[Path] = None
+    metrics_out: Path | None = None
 
 
 @dataclass
@@ -64,7 +65,7 @@ def prepare(args: SearchArgs, spec: Spec) -> Prepared:
 
     def end_dead_run(trial: FrozenTrial) -> None:
         reason = f"the worker of trial {trial.number} stopped beating; the trial is retried"
-        fail_running(uri, experiment, {"specrun.study": name, "specrun.trial": str(trial.number)}, reason)
+        fail_running(uri, experiment, {record.STUDY: name, record.TRIAL: str(trial.number)}, reason)
 
     # Workers must not draw the same numbers: `--workers` seeds each with spec.seed + its
     # index; workers on many machines (an explicit --storage) are not seeded.
@@ -79,11 +80,12 @@ def prepare(args: SearchArgs, spec: Spec) -> Prepared:
             # The study outlived its runs: another tracking URI, or mlflow.db deleted.
             print(
                 f"runner: warning: study {name!r}'s parent run {parent} is not in {uri} (run with another "
-                "tracking URI, or deleted); its trials from now on go under a new parent run", file=sys.stderr,
+                "tracking URI, or deleted); its trials from now on go under a new parent run",
+                file=sys.stderr,
             )
             parent = None
         if parent is None:
-            tracker = MlflowTracker(uri, experiment, run_name=name, tags={"specrun.study": name, "specrun.storage": url.public})
+            tracker = MlflowTracker(uri, experiment, run_name=name, tags={record.STUDY: name, record.STORAGE: url.public})
             tracker.log_params(flatten({"search": spec.search.model_dump(mode="json", exclude_none=True)}))
             parent = tracker.run_id
             study.set_user_attr(PARENT_ATTR, parent)
@@ -164,11 +166,11 @@ def _search(args: SearchArgs, spec: Spec, prepared: Prepared) -> int:
         console.print("no trial completed; no best.yaml written")
         counts = best.summary_counts(prepared.study)
         reason = "no trial completed (" + ", ".join(f"{n:.0f} {state.removeprefix('trials/')}" for state, n in counts.items()) + ")"
-        MlflowTracker.reopen(prepared.uri, prepared.context.parent_run_id, {"specrun.error": reason}).end("FAILED")
+        MlflowTracker.reopen(prepared.uri, prepared.context.parent_run_id, {record.ERROR: reason}).end("FAILED")
         return 1
     previous = prepared.study.user_attrs.get("best_run_id")
     path = best.write_best(prepared.context, args.spec_file, winner, args.best_out)
-    best.record(prepared.uri, prepared.context.parent_run_id, winner, path, previous)
+    best.record_best(prepared.uri, prepared.context.parent_run_id, winner, path, previous)
     if winner.user_attrs.get("mlflow_run_id"):
         prepared.study.set_user_attr("best_run_id", winner.user_attrs["mlflow_run_id"])
     if args.metrics_out:

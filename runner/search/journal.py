@@ -11,7 +11,7 @@ the journal); a trial silent for ``grace`` seconds is stale, and Optuna's
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import optuna
 from optuna.storages import JournalStorage
@@ -28,9 +28,7 @@ StaleTrialCallback = Callable[["optuna.Study", FrozenTrial], None]
 class BeatingJournalStorage(JournalStorage, BaseHeartbeat):
     """A journal file whose running trials beat a heartbeat; stale ones are failed and retried."""
 
-    def __init__(
-        self, backend: BaseJournalBackend, interval: int, grace: int, on_stale: Optional[StaleTrialCallback]
-    ) -> None:
+    def __init__(self, backend: BaseJournalBackend, interval: int, grace: int, on_stale: StaleTrialCallback | None) -> None:
         super().__init__(backend)
         self._interval, self._grace, self._on_stale = interval, grace, on_stale
 
@@ -45,7 +43,7 @@ class BeatingJournalStorage(JournalStorage, BaseHeartbeat):
     def get_heartbeat_interval(self) -> int:
         return self._interval
 
-    def get_heartbeat_stale_trial_callback(self) -> Optional[StaleTrialCallback]:
+    def get_heartbeat_stale_trial_callback(self) -> StaleTrialCallback | None:
         return self._on_stale
 
 

@@ -8,16 +8,18 @@ Wilcoxon, which compares fold scores pairwise) and its value is the mean over fo
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Optional
+from typing import Any
 
 import optuna
 
-from runner.experiment import RunOptions, RunStopped
+from runner.runs.experiment import RunOptions, RunStopped
 from runner.search.space import sample
 from runner.search.study import metrics_of
 from runner.spec.load import with_overrides
 from runner.spec.schema import Spec
+from runner.tracking import record
 
 #: The metric that counts a model's trainable parameters (e.g. a second objective to minimize).
 PARAMS_METRIC = "model/params"
@@ -39,9 +41,9 @@ class Context:
     spec: Spec
     study_name: str
     options: RunOptions
-    parent_run_id: Optional[str] = None
+    parent_run_id: str | None = None
     #: The spec as written (after ``extends`` and ``--set``): trials override this.
-    written: Optional[dict[str, Any]] = None
+    written: dict[str, Any] | None = None
     base: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -67,12 +69,12 @@ class PruningReporter:
 
 
 def is_kfold(spec: Spec) -> bool:
-    """A cross-validated spec (``data.split.folds``, which comes with ``runner.cv``)."""
+    """A cross-validated spec (``data.split.folds``, which comes with ``runner.runs.cv``)."""
     return getattr(spec.data.split, "folds", None) is not None
 
 
 def trial_options(context: Context, trial: optuna.Trial, reporters: list[Any]) -> RunOptions:
-    tags = {"specrun.study": context.study_name, "specrun.trial": str(trial.number)}
+    tags = {record.STUDY: context.study_name, record.TRIAL: str(trial.number)}
     return replace(
         context.options,
         parent_run_id=context.parent_run_id,
@@ -97,7 +99,7 @@ def objective(trial: optuna.Trial, context: Context) -> float | list[float]:
             raise SearchError(f"a k-fold search optimizes one metric (the mean over folds), but got {metrics}")
         return _kfold_objective(trial, context, trial_spec, metrics[0], prune)
 
-    from runner.experiment import run
+    from runner.runs.experiment import run
 
     reporters = [PruningReporter(trial, metrics[0])] if prune else []
     outcome = run(trial_spec, trial_options(context, trial, reporters))
@@ -115,12 +117,12 @@ def _value(metrics: dict[str, float], name: str) -> float:
 
 
 def _kfold_objective(trial: optuna.Trial, context: Context, spec: Spec, metric: str, prune: bool) -> float:
-    """Mean over folds, pruned between folds. ``runner.cv.run_cv(spec, options, on_fold_end)``
+    """Mean over folds, pruned between folds. ``runner.runs.cv.run_cv(spec, options, on_fold_end)``
     runs the folds as child runs of the trial's run and calls ``on_fold_end(fold, metrics)``
     after each; an exception raised there stops the remaining folds. With a pruner the folds
     train one after another (not as one batched ensemble), so a pruned trial saves the
     folds it does not train."""
-    from runner.cv import run_cv
+    from runner.runs.cv import run_cv
 
     assert context.spec.search is not None
     wilcoxon = context.spec.search.pruner.type == "wilcoxon"

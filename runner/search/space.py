@@ -10,7 +10,8 @@ else the base spec's value.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from runner.spec.overrides import get_path, parse_path
 from runner.spec.search_space import CategoricalParam, FloatParam, IntParam, SearchSpec
@@ -48,7 +49,7 @@ def condition_met(when: dict[str, Any], sampled: dict[str, Any], base: dict[str,
     return True
 
 
-def sample(trial: "optuna.trial.BaseTrial", search: SearchSpec, base: dict[str, Any]) -> dict[str, Any]:
+def sample(trial: optuna.trial.BaseTrial, search: SearchSpec, base: dict[str, Any]) -> dict[str, Any]:
     """Suggest every active parameter of the space, in the order written; ``base`` is the
     spec's data (for conditions on values that are not searched)."""
     sampled: dict[str, Any] = {}

@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING
 
-from runner import db_lock
+from runner.tracking import db_lock
 
 if TYPE_CHECKING:
     import optuna
@@ -64,7 +65,7 @@ def default_url(spec_file: Path) -> StorageUrl:
     return StorageUrl("journal", str(Path("studies") / f"{spec_file.stem}.journal"))
 
 
-def parse(url: Optional[str], spec_file: Path, workers: int = 1) -> StorageUrl:
+def parse(url: str | None, spec_file: Path, workers: int = 1) -> StorageUrl:
     """Read ``--storage``; refuse SQLite under parallel workers."""
     if not url:
         return default_url(spec_file)
@@ -74,8 +75,7 @@ def parse(url: Optional[str], spec_file: Path, workers: int = 1) -> StorageUrl:
         if url.endswith(_JOURNAL_SUFFIXES):
             return StorageUrl("journal", url)
         raise StorageError(
-            f"the storage must be a URL (sqlite:///FILE, postgresql://...) or a journal file "
-            f"(journal:PATH, *.journal), but got {url!r}"
+            f"the storage must be a URL (sqlite:///FILE, postgresql://...) or a journal file (journal:PATH, *.journal), but got {url!r}"
         )
     if url.startswith("sqlite") and workers > 1:
         raise StorageError(
@@ -85,7 +85,7 @@ def parse(url: Optional[str], spec_file: Path, workers: int = 1) -> StorageUrl:
     return StorageUrl("rdb", url)
 
 
-def open_storage(url: StorageUrl, on_stale: Optional[StaleCallback] = None) -> "optuna.storages.BaseStorage":
+def open_storage(url: StorageUrl, on_stale: StaleCallback | None = None) -> optuna.storages.BaseStorage:
     """The Optuna storage behind ``url``, beating heartbeats: a stale trial is failed and
     retried (after calling ``on_stale`` with it)."""
     import optuna
@@ -98,7 +98,7 @@ def open_storage(url: StorageUrl, on_stale: Optional[StaleCallback] = None) -> "
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are, since 2.9
         retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
 
-    def stale(study: "optuna.Study", trial: "FrozenTrial") -> None:
+    def stale(study: optuna.Study, trial: FrozenTrial) -> None:
         if on_stale is not None:
             on_stale(trial)
         retry(study, trial)
@@ -124,7 +124,7 @@ def lock(url: StorageUrl, name: str) -> Iterator[None]:
     """A lock all workers of a storage share, held while one sets up the study (tables,
     MLflow parent run) or counts its trials and starts one, so that together they start
     exactly ``n_trials``: a file lock beside a journal, the database's own lock in
-    PostgreSQL and MySQL (``runner/db_lock.py``). Other databases get none (workers may
+    PostgreSQL and MySQL (``runner/tracking/db_lock.py``). Other databases get none (workers may
     then overshoot by one trial each)."""
     if url.kind == "journal":
         Path(url.target).parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from runner.search.space import grid
 from runner.spec.schema import Spec
@@ -29,7 +29,7 @@ def trial_budget(search: SearchSpec, n_trials: int) -> int:
     return min(n_trials, math.prod(len(points) for points in grid(search).values()))
 
 
-def make_sampler(search: SearchSpec, seed: Optional[int]) -> "optuna.samplers.BaseSampler":
+def make_sampler(search: SearchSpec, seed: int | None) -> optuna.samplers.BaseSampler:
     """``tpe``, ``random``, ``grid``, ``cmaes``, ``qmc`` or ``nsga2``, seeded for a
     reproducible single-worker study."""
     import optuna
@@ -50,7 +50,7 @@ def make_sampler(search: SearchSpec, seed: Optional[int]) -> "optuna.samplers.Ba
     return samplers.NSGAIISampler(seed=seed)
 
 
-def make_pruner(pruner: PrunerSpec, epochs: int) -> "optuna.pruners.BasePruner":
+def make_pruner(pruner: PrunerSpec, epochs: int) -> optuna.pruners.BasePruner:
     """Fed with the per-epoch validation metric (or, for k-fold specs, per-fold scores)."""
     import optuna
 
@@ -58,9 +58,7 @@ def make_pruner(pruner: PrunerSpec, epochs: int) -> "optuna.pruners.BasePruner":
     if pruner.type == "median":
         return pruners.MedianPruner(n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_epochs)
     if pruner.type == "percentile":
-        return pruners.PercentilePruner(
-            pruner.percentile, n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_epochs
-        )
+        return pruners.PercentilePruner(pruner.percentile, n_startup_trials=pruner.startup_trials, n_warmup_steps=pruner.warmup_epochs)
     if pruner.type == "hyperband":
         return pruners.HyperbandPruner(min_resource=max(1, pruner.warmup_epochs), max_resource=epochs)
     if pruner.type == "successive_halving":
@@ -76,9 +74,7 @@ def make_pruner(pruner: PrunerSpec, epochs: int) -> "optuna.pruners.BasePruner":
 STARTS_ATTR = "specrun_starts"
 
 
-def open_study(
-    spec: Spec, name: str, storage: "optuna.storages.BaseStorage", seed: Optional[int]
-) -> "optuna.Study":
+def open_study(spec: Spec, name: str, storage: optuna.storages.BaseStorage, seed: int | None) -> optuna.Study:
     """Create the study, or load it when it exists (``--study NAME`` resumes by name)."""
     import optuna
 

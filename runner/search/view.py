@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -68,13 +68,13 @@ class LiveTrials:
     """Redraws the trials table after every trial (and on ``refresh``); a plain line per
     trial when the output is not a terminal."""
 
-    def __init__(self, metric_names: list[str], console: Optional[Console] = None, steps: str = "epochs") -> None:
+    def __init__(self, metric_names: list[str], console: Console | None = None, steps: str = "epochs") -> None:
         self.metric_names, self.steps = metric_names, steps
         self.console = console or Console(file=sys.stderr)
-        self.live: Optional[Live] = None
+        self.live: Live | None = None
         self.shown: set[int] = set()
 
-    def __enter__(self) -> "LiveTrials":
+    def __enter__(self) -> LiveTrials:
         if self.console.is_terminal:
             self.live = Live(console=self.console, refresh_per_second=2, transient=False)
             self.live.__enter__()

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import optuna
 from optuna.storages import fail_stale_trials
@@ -86,7 +87,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, context: Context) -> Tri
     return TrialState.COMPLETE
 
 
-def tell(study: optuna.Study, trial: optuna.Trial, values: Any = None, state: Optional[TrialState] = None) -> None:
+def tell(study: optuna.Study, trial: optuna.Trial, values: Any = None, state: TrialState | None = None) -> None:
     """``study.tell``, which stores the trial's end first; the grid sampler then calls
     ``study.stop()`` when its grid is used up, which only ``study.optimize`` accepts. This
     loop stops by counting trials (a grid's budget is its size), so that call is moot."""
@@ -102,7 +103,7 @@ def work(
     url: storages.StorageUrl,
     context: Context,
     n_trials: int,
-    timeout: Optional[float] = None,
+    timeout: float | None = None,
     on_trial_end: Callable[[optuna.Study], None] = lambda study: None,
 ) -> int:
     """Run trials until the study has ``n_trials`` or ``timeout`` seconds have passed (no

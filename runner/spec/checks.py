@@ -5,7 +5,7 @@ A check returns ``(path, message)`` pairs; the loader locates them in the YAML.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 import registry
 from registry._registry import closest
@@ -70,7 +70,8 @@ def logged_names(spec: Spec) -> set[str]:
     final = {"test/loss"}
     names = [
         f"{n}/{PER_CLASS}" if getattr(m, "average", None) == "none" else n
-        for n, m in zip(spec.metric_names(), spec.metrics) if not registry.METRICS.get(m.type).meta.get("figure")
+        for n, m in zip(spec.metric_names(), spec.metrics)
+        if not registry.METRICS.get(m.type).meta.get("figure")
     ]
     if spec.data.split.val or spec.data.split.inner:
         per_epoch |= {"val/loss", *(f"val/{m}" for m in names)}
@@ -78,7 +79,7 @@ def logged_names(spec: Spec) -> set[str]:
     return per_epoch | final
 
 
-def class_index(name: str) -> tuple[str, Optional[int]]:
+def class_index(name: str) -> tuple[str, int | None]:
     """``val/recall/3`` -> ``("val/recall", 3)``, one class's value of a per-class metric;
     any other name -> ``(name, None)``."""
     metric, _, index = name.rpartition("/")
@@ -107,7 +108,10 @@ def check_early_stopping_monitor(spec: Spec) -> Iterator[Finding]:
         return
     epoch_metrics = {n for n in logged_names(spec) if not n.startswith("test/")}
     if not is_logged(stopping.monitor, epoch_metrics):
-        yield ("train", "early_stopping", "monitor"), f"{stopping.monitor!r} is not logged per epoch.{_unlogged_hint(stopping.monitor, epoch_metrics)}"
+        yield (
+            ("train", "early_stopping", "monitor"),
+            f"{stopping.monitor!r} is not logged per epoch.{_unlogged_hint(stopping.monitor, epoch_metrics)}",
+        )
 
 
 def check_stratify_needs_classes(spec: Spec) -> Iterator[Finding]:
@@ -149,7 +153,10 @@ def check_accumulate_needs_minibatches(spec: Spec) -> Iterator[Finding]:
 
 def check_workers_need_a_dataloader(spec: Spec) -> Iterator[Finding]:
     if spec.train.workers > 0 and spec.train.loader == "device":
-        yield ("train", "workers"), f"workers={spec.train.workers} feed a DataLoader, but loader is 'device'; use loader: dataloader or auto"
+        yield (
+            ("train", "workers"),
+            f"workers={spec.train.workers} feed a DataLoader, but loader is 'device'; use loader: dataloader or auto",
+        )
 
 
 _STRATIFIED_FOLDS = ("stratified_kfold", "repeated_stratified_kfold")
@@ -160,7 +167,10 @@ def check_folds_and_test_agree(spec: Spec) -> Iterator[Finding]:
     if split.test == "folds" and split.folds is None:
         yield ("data", "split", "test"), "test: folds means the held-out folds of `folds`, but data.split.folds is not set"
     elif split.folds is not None and split.test != "folds":
-        yield ("data", "split", "test"), f"with `folds` each held-out fold is the test part, so test={split.test!r} cannot apply; remove data.split.test"
+        yield (
+            ("data", "split", "test"),
+            f"with `folds` each held-out fold is the test part, so test={split.test!r} cannot apply; remove data.split.test",
+        )
 
 
 def check_inner_folds(spec: Spec) -> Iterator[Finding]:
@@ -179,14 +189,20 @@ def check_stratified_folds_need_classes(spec: Spec) -> Iterator[Finding]:
     for key in ("folds", "inner"):
         folds = getattr(spec.data.split, key)
         if folds is not None and folds.type in _STRATIFIED_FOLDS and _loss_task(spec) == "regression":
-            yield ("data", "split", key, "type"), f"{folds.type} needs class labels, but the loss {spec.loss.type!r} poses regression; use kfold"
+            yield (
+                ("data", "split", key, "type"),
+                f"{folds.type} needs class labels, but the loss {spec.loss.type!r} poses regression; use kfold",
+            )
 
 
 def check_group_folds_need_groups(spec: Spec) -> Iterator[Finding]:
     for key in ("folds", "inner"):
         folds = getattr(spec.data.split, key)
         if folds is not None and folds.type == "group_kfold" and getattr(spec.data.dataset, "groups", None) is None:
-            yield ("data", "split", key, "type"), "group_kfold needs group ids: give the dataset a column, {path: FILE, target: COL, groups: COL}"
+            yield (
+                ("data", "split", key, "type"),
+                "group_kfold needs group ids: give the dataset a column, {path: FILE, target: COL, groups: COL}",
+            )
 
 
 def check_search_metrics_logged(spec: Spec) -> Iterator[Finding]:
@@ -217,9 +233,15 @@ def check_closed_form_has_no_penalty(spec: Spec) -> Iterator[Finding]:
 def check_optimizer_fits_batching(spec: Spec) -> Iterator[Finding]:
     meta = registry.OPTIMIZERS.get(spec.optimizer.type).meta
     if meta.get("full_batch") and spec.train.batch_size != "full":
-        yield ("train", "batch_size"), f"optimizer {spec.optimizer.type!r} is full-batch gradient descent: set batch_size: full (or use sgd)"
+        yield (
+            ("train", "batch_size"),
+            f"optimizer {spec.optimizer.type!r} is full-batch gradient descent: set batch_size: full (or use sgd)",
+        )
     if meta.get("closure") and spec.train.accumulate > 1:
-        yield ("train", "accumulate"), f"optimizer {spec.optimizer.type!r} re-evaluates each batch itself and cannot accumulate micro-batches"
+        yield (
+            ("train", "accumulate"),
+            f"optimizer {spec.optimizer.type!r} re-evaluates each batch itself and cannot accumulate micro-batches",
+        )
 
 
 CHECKS: list[Check] = [

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Union
 
-Key = Union[str, int]
+Key = str | int
 Path = tuple[Key, ...]
 
 
@@ -46,9 +46,7 @@ class SpecError(Exception):
     """A spec that cannot be run; holds every problem found, in file order."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(
-            problems, key=lambda p: (p.location.file, p.location.line, p.location.column, p.path)
-        )
+        self.problems = sorted(problems, key=lambda p: (p.location.file, p.location.line, p.location.column, p.path))
         super().__init__(self.render())
 
     def render(self) -> str:

@@ -8,8 +8,9 @@ torch or mlflow.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from pathlib import Path as FilePath
-from typing import Any, Iterable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -111,7 +112,8 @@ def _problems_behind_misspelt_types(errors: list[dict[str, Any]], source: Source
         Spec.model_validate(data)
     except ValidationError as error:
         inner = [
-            e for e in error.errors(include_url=False)
+            e
+            for e in error.errors(include_url=False)
             if any(data_path(data, tuple(e["loc"]))[: len(p)] == p for p in fixes) and e["type"] != "union_tag_invalid"
         ]
         return problems_from(inner, Source(data, source.values, source.keys), Spec)

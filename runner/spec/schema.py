@@ -8,10 +8,9 @@ model that sits beside its builder. ``runner schema`` prints this model's JSON S
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from typing_extensions import Annotated
 
 import registry
 from runner.spec.search_space import SearchSpec
@@ -95,8 +94,8 @@ class TimeSeriesSpec(Strict):
     type: Literal["time_series"]
     k: int = Field(5, ge=2, description="Number of splits.")
     gap: int = Field(0, ge=0, description="Rows left out between the end of training and the test rows.")
-    max_train_size: Optional[Count] = Field(None, description="Cap the training window to the most recent rows.")
-    test_size: Optional[Count] = Field(None, description="Rows per test window; default n // (k + 1).")
+    max_train_size: Count | None = Field(None, description="Cap the training window to the most recent rows.")
+    test_size: Count | None = Field(None, description="Rows per test window; default n // (k + 1).")
 
 
 def _folds_shorthand(value: Any) -> Any:
@@ -109,10 +108,7 @@ def _folds_shorthand(value: Any) -> Any:
 
 
 FoldsSpec = Annotated[
-    Union[
-        KFoldSpec, StratifiedKFoldSpec, RepeatedKFoldSpec, RepeatedStratifiedKFoldSpec,
-        LeaveOneOutSpec, GroupKFoldSpec, TimeSeriesSpec,
-    ],
+    KFoldSpec | StratifiedKFoldSpec | RepeatedKFoldSpec | RepeatedStratifiedKFoldSpec | LeaveOneOutSpec | GroupKFoldSpec | TimeSeriesSpec,
     Field(discriminator="type"),
     BeforeValidator(_folds_shorthand),
 ]
@@ -120,20 +116,21 @@ FoldsSpec = Annotated[
 
 class SplitSpec(Strict):
     """How the data is divided. Fractions are of the whole data (of the official training
-    part when ``test: official``); integers are example counts (003: "113 of 569").
+    part when ``test: official``); integers are example counts (Liquet et al.: "113 of 569").
 
     With ``folds`` the data are cross-validated: each held-out fold is that fold's test part,
     ``val`` (or ``inner`` folds, for nested CV) is carved from the fold's training rows."""
 
-    test: Union[Literal["official", "folds"], Count, Fraction] = Field(
+    test: Literal["official", "folds"] | Count | Fraction = Field(
         0.2, description="Test part: a fraction, a count, 'official', or 'folds' (the held-out fold; the default with `folds`)."
     )
-    val: Union[Literal[0], Count, Fraction] = Field(0, description="Validation part for early stopping and selection; 0 for none.")
+    val: Literal[0] | Count | Fraction = Field(0, description="Validation part for early stopping and selection; 0 for none.")
     stratify: bool = Field(False, description="Keep class proportions in every holdout part (classification only).")
-    folds: Optional[FoldsSpec] = Field(  # type: ignore[valid-type]
-        None, description="Cross-validation: one run per fold, each testing on its held-out fold (k-fold, stratified, repeated, leave-one-out, group, time series)."
+    folds: FoldsSpec | None = Field(  # type: ignore[valid-type]
+        None,
+        description="Cross-validation: one run per fold, each testing on its held-out fold (k-fold, stratified, repeated, leave-one-out, group, time series).",
     )
-    inner: Optional[FoldsSpec] = Field(  # type: ignore[valid-type]
+    inner: FoldsSpec | None = Field(  # type: ignore[valid-type]
         None, description="Nested CV: folds of each outer fold's training rows that select the epoch count by early stopping."
     )
 
@@ -145,7 +142,7 @@ class SplitSpec(Strict):
         return data
 
     @model_validator(mode="after")
-    def _parts_leave_training_data(self) -> "SplitSpec":
+    def _parts_leave_training_data(self) -> SplitSpec:
         fractions = [p for p in (self.test, self.val) if isinstance(p, float)]
         if sum(fractions) >= 1:
             raise ValueError(f"`test + val` must leave training data, but got test={self.test}, val={self.val}")
@@ -186,13 +183,13 @@ class EarlyStopping(Strict):
 
 
 class GradClip(Strict):
-    """Gradient clipping by global norm or per coordinate (003 ch. 7)."""
+    """Gradient clipping by global norm or per coordinate (Liquet et al., ch. 7)."""
 
-    norm: Optional[float] = Field(None, gt=0, description="Clip the global gradient norm to this.")
-    value: Optional[float] = Field(None, gt=0, description="Clip each gradient coordinate to [-value, value].")
+    norm: float | None = Field(None, gt=0, description="Clip the global gradient norm to this.")
+    value: float | None = Field(None, gt=0, description="Clip each gradient coordinate to [-value, value].")
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "GradClip":
+    def _exactly_one(self) -> GradClip:
         if (self.norm is None) == (self.value is None):
             raise ValueError("give exactly one of `norm` or `value`")
         return self
@@ -202,30 +199,29 @@ class TrainSpec(Strict):
     """The training loop's settings."""
 
     epochs: int = Field(10, ge=1, description="Passes over the training data.")
-    batch_size: Union[Literal["full"], Count] = Field(64, description="Examples per step; 'full' for full-batch GD.")
-    shuffle: bool = Field(True, description="Reshuffle the training order every epoch (004:334).")
-    early_stopping: Optional[EarlyStopping] = None
-    grad_clip: Optional[GradClip] = None
+    batch_size: Literal["full"] | Count = Field(64, description="Examples per step; 'full' for full-batch GD.")
+    shuffle: bool = Field(True, description="Reshuffle the training order every epoch (Lal, Notes on ML and Neural Networks).")
+    early_stopping: EarlyStopping | None = None
+    grad_clip: GradClip | None = None
     accumulate: int = Field(1, ge=1, description="Micro-batches of batch_size summed into one optimizer step (gradient accumulation).")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16: bfloat16 autocast for training steps (CUDA; allowed on CPU); evaluation stays fp32."
     )
     compile: bool = Field(False, description="torch.compile the model (opt-in: the first steps pay the compile time).")
     loader: Literal["auto", "device", "dataloader"] = Field(
-        "auto", description="device: data moved to the device once; dataloader: batches streamed from host memory; auto: device when it fits."
+        "auto",
+        description="device: data moved to the device once; dataloader: batches streamed from host memory; auto: device when it fits.",
     )
     workers: int = Field(0, ge=0, description="DataLoader worker processes (with the dataloader path).")
-    checkpoint_every: int = Field(
-        1, ge=0, description="Epochs between checkpoints (local file and MLflow artifact); 0 turns them off."
-    )
+    checkpoint_every: int = Field(1, ge=0, description="Epochs between checkpoints (local file and MLflow artifact); 0 turns them off.")
 
 
 class TrackingSpec(Strict):
     """Where MLflow records the run."""
 
-    experiment: Optional[str] = Field(None, description="MLflow experiment; default: the spec's name.")
-    uri: Optional[str] = Field(None, description="Tracking URI; default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db.")
-    run_name: Optional[str] = None
+    experiment: str | None = Field(None, description="MLflow experiment; default: the spec's name.")
+    uri: str | None = Field(None, description="Tracking URI; default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db.")
+    run_name: str | None = None
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for the run.")
     log_model: bool = Field(
         True,
@@ -241,8 +237,10 @@ def _comparison_shorthand(value: Any) -> Any:
 class Comparison(Strict):
     """Another published spec's result to compare with: ``factor`` times its ``metric``."""
 
-    spec: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="Stem of a spec whose results are in the same results directory.")
-    metric: Optional[str] = Field(None, description="Its metric; default: the same metric.")
+    spec: str = Field(
+        ..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="Stem of a spec whose results are in the same results directory."
+    )
+    metric: str | None = Field(None, description="Its metric; default: the same metric.")
     factor: float = Field(1.0, gt=0, description="Compare with factor x that value, e.g. 100 for 'orders of magnitude'.")
 
 
@@ -253,15 +251,15 @@ class ExpectedValue(Strict):
     """A published number: ``value`` with a ``tolerance``, or bounds ``min``/``max``, or a
     pattern across specs: ``below``/``above`` other specs' results (a bare name: same metric)."""
 
-    value: Optional[float] = None
-    tolerance: Optional[float] = Field(None, ge=0)
-    min: Optional[float] = None
-    max: Optional[float] = None
+    value: float | None = None
+    tolerance: float | None = Field(None, ge=0)
+    min: float | None = None
+    max: float | None = None
     below: Comparisons = Field(default_factory=list, description="Must be less than each of these results.")
     above: Comparisons = Field(default_factory=list, description="Must be greater than each of these results.")
 
     @model_validator(mode="after")
-    def _value_or_bounds(self) -> "ExpectedValue":
+    def _value_or_bounds(self) -> ExpectedValue:
         if self.value is None and self.min is None and self.max is None and not (self.below or self.above):
             raise ValueError("give `value` (with `tolerance`), at least one of `min`/`max`, or `below`/`above`")
         if self.value is not None and self.tolerance is None:
@@ -290,9 +288,9 @@ def refresh_component_fields() -> None:
     fields["data"].annotation = DataSpec
     fields["model"].annotation = registry.MODELS.field_type()
     fields["loss"].annotation = registry.LOSSES.field_type()
-    fields["regularizer"].annotation = Optional[Annotated[registry.REGULARIZERS.field_type(), BeforeValidator(_regularizer_shorthand)]]  # type: ignore[assignment]
+    fields["regularizer"].annotation = Annotated[registry.REGULARIZERS.field_type(), BeforeValidator(_regularizer_shorthand)] | None  # type: ignore[assignment]
     fields["optimizer"].annotation = registry.OPTIMIZERS.field_type()
-    fields["scheduler"].annotation = Optional[registry.SCHEDULERS.field_type()]  # type: ignore[assignment]
+    fields["scheduler"].annotation = registry.SCHEDULERS.field_type() | None  # type: ignore[assignment]
     fields["metrics"].annotation = list[registry.METRICS.field_type()]  # type: ignore[misc]
     Spec.model_rebuild(force=True)
 
@@ -319,14 +317,14 @@ class Spec(Strict):
     data: DataSpec
     model: registry.MODELS.field_type()  # type: ignore[valid-type]
     loss: registry.LOSSES.field_type()  # type: ignore[valid-type]
-    regularizer: Optional[Annotated[registry.REGULARIZERS.field_type(), BeforeValidator(_regularizer_shorthand)]] = None  # type: ignore[valid-type]
+    regularizer: Annotated[registry.REGULARIZERS.field_type(), BeforeValidator(_regularizer_shorthand)] | None = None  # type: ignore[valid-type]
     optimizer: registry.OPTIMIZERS.field_type()  # type: ignore[valid-type]
-    scheduler: Optional[registry.SCHEDULERS.field_type()] = None  # type: ignore[valid-type]
+    scheduler: registry.SCHEDULERS.field_type() | None = None  # type: ignore[valid-type]
     train: TrainSpec = Field(default_factory=TrainSpec)
     metrics: list[registry.METRICS.field_type()] = Field(default_factory=list)  # type: ignore[valid-type]
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
-    search: Optional[SearchSpec] = None
-    expect: Optional[ExpectSpec] = None
+    search: SearchSpec | None = None
+    expect: ExpectSpec | None = None
 
     @field_validator("device")
     @classmethod

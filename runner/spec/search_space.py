@@ -6,10 +6,9 @@ restated here so that a bad space fails at ``runner validate``, not at trial 37.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from typing_extensions import Annotated
 
 
 class _Strict(BaseModel):
@@ -28,10 +27,10 @@ class FloatParam(_Conditional):
     low: float
     high: float
     log: bool = False
-    step: Optional[float] = Field(None, gt=0)
+    step: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _optuna_invariants(self) -> "FloatParam":
+    def _optuna_invariants(self) -> FloatParam:
         _check_range(self.low, self.high, self.log, self.step)
         return self
 
@@ -44,7 +43,7 @@ class IntParam(_Conditional):
     step: int = Field(1, ge=1)
 
     @model_validator(mode="after")
-    def _optuna_invariants(self) -> "IntParam":
+    def _optuna_invariants(self) -> IntParam:
         _check_range(self.low, self.high, self.log, None if self.step == 1 else self.step)
         return self
 
@@ -54,7 +53,7 @@ class CategoricalParam(_Conditional):
     choices: list[Any] = Field(..., min_length=1, description="Values to choose from; lists are allowed.")
 
 
-def _check_range(low: float, high: float, log: bool, step: Optional[float]) -> None:
+def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
     if low > high:
         raise ValueError(f"`low <= high` must hold, but got (low={low}, high={high})")
     if log and low <= 0:
@@ -63,7 +62,7 @@ def _check_range(low: float, high: float, log: bool, step: Optional[float]) -> N
         raise ValueError("`step` and `log: true` cannot be used together")
 
 
-SearchParam = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+SearchParam = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
 class PrunerSpec(_Strict):
@@ -78,16 +77,16 @@ class PrunerSpec(_Strict):
 class SearchSpec(_Strict):
     """An Optuna study: what to optimize, how to sample, and the space."""
 
-    metric: Union[str, list[str]] = Field("val/loss", description="Metric to optimize; a list for multi-objective.")
-    direction: Union[Literal["minimize", "maximize"], list[Literal["minimize", "maximize"]]] = "minimize"
+    metric: str | list[str] = Field("val/loss", description="Metric to optimize; a list for multi-objective.")
+    direction: Literal["minimize", "maximize"] | list[Literal["minimize", "maximize"]] = "minimize"
     n_trials: int = Field(20, ge=1)
-    timeout: Optional[float] = Field(None, gt=0, description="Seconds after which no new trial starts.")
+    timeout: float | None = Field(None, gt=0, description="Seconds after which no new trial starts.")
     sampler: Literal["tpe", "random", "grid", "cmaes", "qmc", "nsga2"] = "tpe"
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     space: dict[str, SearchParam] = Field(..., min_length=1, description="Dotted spec path -> distribution.")
 
     @model_validator(mode="after")
-    def _objectives_match_directions(self) -> "SearchSpec":
+    def _objectives_match_directions(self) -> SearchSpec:
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         directions = self.direction if isinstance(self.direction, list) else [self.direction]
         if len(metrics) != len(directions):
@@ -99,7 +98,7 @@ class SearchSpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _grid_is_finite(self) -> "SearchSpec":
+    def _grid_is_finite(self) -> SearchSpec:
         if self.sampler == "grid":
             unstepped = [path for path, p in self.space.items() if isinstance(p, FloatParam) and p.step is None]
             if unstepped:
@@ -107,7 +106,7 @@ class SearchSpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _conditions_come_after_their_parameters(self) -> "SearchSpec":
+    def _conditions_come_after_their_parameters(self) -> SearchSpec:
         order = list(self.space)
         for i, (path, param) in enumerate(self.space.items()):
             later = [c for c in param.when if c in order[i:]]

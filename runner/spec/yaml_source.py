@@ -86,9 +86,7 @@ def _build(node: yaml.Node, path: Path, name: str, source: Source, loader: _Load
             child = (*path, key)
             if key in result:
                 first = source.keys[child]
-                source.problems.append(
-                    Problem(_mark(name, key_node), dotted(child), f"duplicate key (first written at line {first.line})")
-                )
+                source.problems.append(Problem(_mark(name, key_node), dotted(child), f"duplicate key (first written at line {first.line})"))
                 continue
             source.keys[child] = _mark(name, key_node)
             result[key] = _build(value_node, child, name, source, loader)

@@ -12,15 +12,25 @@ from tests.registry.test_components import build
 Z = torch.linspace(-3, 3, 13)
 
 
-@pytest.mark.parametrize("value,reference", [
-    ("sigmoid", torch.sigmoid), ("tanh", torch.tanh), ("relu", F.relu), ("gelu", F.gelu),
-    ("silu", F.silu), ("swish", F.silu), ("softplus", F.softplus), ("selu", F.selu), ("identity", lambda z: z),
-    ({"type": "leaky_relu", "slope": 0.3}, lambda z: F.leaky_relu(z, 0.3)),
-    ({"type": "elu", "alpha": 0.5}, lambda z: F.elu(z, 0.5)),
-    ({"type": "prelu", "init": 0.1}, lambda z: torch.where(z > 0, z, 0.1 * z)),
-    ("softmax", lambda z: torch.softmax(z, -1)),
-    ("step", lambda z: (z > 0).float()),
-])
+@pytest.mark.parametrize(
+    "value,reference",
+    [
+        ("sigmoid", torch.sigmoid),
+        ("tanh", torch.tanh),
+        ("relu", F.relu),
+        ("gelu", F.gelu),
+        ("silu", F.silu),
+        ("swish", F.silu),
+        ("softplus", F.softplus),
+        ("selu", F.selu),
+        ("identity", lambda z: z),
+        ({"type": "leaky_relu", "slope": 0.3}, lambda z: F.leaky_relu(z, 0.3)),
+        ({"type": "elu", "alpha": 0.5}, lambda z: F.elu(z, 0.5)),
+        ({"type": "prelu", "init": 0.1}, lambda z: torch.where(z > 0, z, 0.1 * z)),
+        ("softmax", lambda z: torch.softmax(z, -1)),
+        ("step", lambda z: (z > 0).float()),
+    ],
+)
 def test_activation_matches_its_definition(value: object, reference: object) -> None:
     assert torch.allclose(build(registry.ACTIVATIONS, value)(Z), reference(Z), atol=1e-6)  # type: ignore[operator]
 

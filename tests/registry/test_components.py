@@ -26,6 +26,7 @@ def build(reg: registry.Registry, value: object, *args: object) -> object:
 
 # -- losses ---------------------------------------------------------------------------------
 
+
 def test_mse_reduction_and_scale_match_closed_form() -> None:
     out, y = torch.tensor([[1.0], [3.0]]), torch.tensor([0.0, 1.0])
     assert build(registry.LOSSES, "mse")(out, y).item() == pytest.approx((1 + 4) / 2)
@@ -60,6 +61,7 @@ def test_cross_entropy_is_the_categorical_negative_log_likelihood() -> None:
 
 # -- regularizers ---------------------------------------------------------------------------
 
+
 def _net() -> torch.nn.Module:
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
@@ -86,6 +88,7 @@ def test_l1_and_elastic_net() -> None:
 
 
 # -- metrics --------------------------------------------------------------------------------
+
 
 def metric(value: object, task: Task) -> object:
     return build(registry.METRICS, value, task)
@@ -147,6 +150,7 @@ def test_fraud_example_always_no_fraud() -> None:
 
 # -- initializations and activations --------------------------------------------------------
 
+
 def test_kaiming_normal_has_variance_two_over_fan_in() -> None:
     torch.manual_seed(0)
     model = build(registry.MODELS, {"type": "mlp", "hidden": [512], "init": {"weights": "kaiming_normal", "bias": "zeros"}}, (1000,), 1)
@@ -171,6 +175,7 @@ def test_leaky_relu_slope_is_explicit() -> None:
 
 # -- models ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", registry.MODELS.names())
 def test_every_model_builds_with_defaults_and_backpropagates(name: str) -> None:
     # Image models (meta inputs="images") need room for their default convs and pools.
@@ -189,7 +194,9 @@ def test_every_model_builds_with_defaults_and_backpropagates(name: str) -> None:
 
 
 def test_mlp_per_layer_activations_and_norms() -> None:
-    model = build(registry.MODELS, {"type": "mlp", "hidden": [6, 4], "activation": ["tanh", "relu"], "norm": "batch", "dropout": 0.2}, (5,), 2)
+    model = build(
+        registry.MODELS, {"type": "mlp", "hidden": [6, 4], "activation": ["tanh", "relu"], "norm": "batch", "dropout": 0.2}, (5,), 2
+    )
     kinds = [type(m).__name__ for m in model.body]
     assert kinds == ["Linear", "BatchNorm1d", "Tanh", "Dropout", "Linear", "BatchNorm1d", "ReLU", "Dropout"]
     with pytest.raises(ValidationError, match="activation"):
@@ -197,6 +204,7 @@ def test_mlp_per_layer_activations_and_norms() -> None:
 
 
 # -- optimizers and schedulers --------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", registry.OPTIMIZERS.names())
 def test_every_optimizer_takes_a_step(name: str) -> None:
@@ -236,10 +244,17 @@ def test_schedulers_follow_their_closed_forms() -> None:
 
 # -- datasets and transforms ----------------------------------------------------------------
 
-@pytest.mark.parametrize("name,kind,shape", [
-    ("breast_cancer", "binary", (569, 30)), ("digits", "multiclass", (1797, 64)), ("iris", "multiclass", (150, 4)),
-    ("wine", "multiclass", (178, 13)), ("diabetes", "regression", (442, 10)),
-])
+
+@pytest.mark.parametrize(
+    "name,kind,shape",
+    [
+        ("breast_cancer", "binary", (569, 30)),
+        ("digits", "multiclass", (1797, 64)),
+        ("iris", "multiclass", (150, 4)),
+        ("wine", "multiclass", (178, 13)),
+        ("diabetes", "regression", (442, 10)),
+    ],
+)
 def test_sklearn_datasets(name: str, kind: str, shape: tuple[int, int]) -> None:
     table = build(registry.DATASETS, name)
     assert table.x.shape == shape and table.x.dtype == np.float32 and table.task.kind == kind

@@ -13,9 +13,16 @@ from registry import Task
 from tests.registry.test_components import build
 
 REQUIRED = {  # the fewest parameters each entry needs
-    "l1": {"strength": 0.1}, "l2": {"strength": 0.1}, "decoupled_weight_decay": {"strength": 0.1},
-    "max_norm": {"max_norm": 1.0}, "step": {"step_size": 2}, "multistep": {"milestones": [2]},
-    "exponential": {"gamma": 0.9}, "onecycle": {"max_lr": 0.1}, "power": {"s": 2}, "warmup": {"length": 2},
+    "l1": {"strength": 0.1},
+    "l2": {"strength": 0.1},
+    "decoupled_weight_decay": {"strength": 0.1},
+    "max_norm": {"max_norm": 1.0},
+    "step": {"step_size": 2},
+    "multistep": {"milestones": [2]},
+    "exponential": {"gamma": 0.9},
+    "onecycle": {"max_lr": 0.1},
+    "power": {"s": 2},
+    "warmup": {"length": 2},
 }
 
 

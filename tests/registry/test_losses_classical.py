@@ -45,9 +45,7 @@ def test_perceptron_criterion_is_minus_y_s_on_mistakes() -> None:
 
 def test_one_vs_rest_is_the_sum_of_independent_binary_losses() -> None:
     out, y = torch.randn(6, 3), torch.tensor([0, 1, 2, 2, 1, 0])
-    expected = sum(
-        torch.nn.functional.binary_cross_entropy_with_logits(out[:, k], (y == k).float()) for k in range(3)
-    )
+    expected = sum(torch.nn.functional.binary_cross_entropy_with_logits(out[:, k], (y == k).float()) for k in range(3))
     ovr = head("one_vs_rest")
     assert ovr(out, y).item() == pytest.approx(float(expected), rel=1e-6)
     assert torch.equal(ovr.predict(out).argmax(1), out.argmax(1))

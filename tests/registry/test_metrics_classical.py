@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -74,7 +74,8 @@ def test_fraud_example_specificity_is_one() -> None:
 def test_top_k_pr_auc_and_log_loss_match_scikit_learn() -> None:
     tp, ty, probs, y = _multi()
     assert metric({"type": "top_k_accuracy", "k": 2}, MULTI)(tp, ty).item() == pytest.approx(
-        skm.top_k_accuracy_score(y, probs, k=2), rel=1e-6)
+        skm.top_k_accuracy_score(y, probs, k=2), rel=1e-6
+    )
     assert metric("log_loss", MULTI)(tp, ty).item() == pytest.approx(skm.log_loss(y, probs), rel=1e-5)
     expected = np.mean([skm.average_precision_score(y == k, probs[:, k]) for k in range(4)])
     assert metric("pr_auc", MULTI)(tp, ty).item() == pytest.approx(expected, rel=1e-4)
@@ -112,7 +113,6 @@ def test_a_run_logs_figures_and_per_class_metrics(write_spec: Callable[..., Path
     assert main(["run", str(path), "--tracking-uri", migrated_tracking_uri]) == 0
     client = MlflowClient(tracking_uri=migrated_tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("figs").experiment_id])
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} == {
-        "figures/confusion_matrix.png", "figures/roc_curve.png"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "figures")} == {"figures/confusion_matrix.png", "figures/roc_curve.png"}
     assert {"val/precision_per_class/0", "test/precision_per_class/2", "test/accuracy"} <= set(run.data.metrics)
     assert not any("confusion" in name for name in run.data.metrics)

@@ -24,7 +24,9 @@ def test_polynomial_basis_matches_scikit_learn() -> None:
     theirs = PolynomialFeatures(3, include_bias=False).fit_transform(x.numpy())
     assert ours.shape == theirs.shape == (7, 19)
     assert np.allclose(np.sort(ours, axis=1), np.sort(theirs, axis=1))
-    powers_only = model({"type": "glm", "family": "normal", "features": {"type": "polynomial", "degree": 2, "interactions": False}}, (3,), 1)
+    powers_only = model(
+        {"type": "glm", "family": "normal", "features": {"type": "polynomial", "degree": 2, "interactions": False}}, (3,), 1
+    )
     assert torch.allclose(powers_only.basis(x), torch.cat([x, x**2], dim=1))
 
 
@@ -125,9 +127,7 @@ def test_decomposition_base_must_be_a_model() -> None:
         model({"type": "ovr", "base": "logistc"}, (2,), 3)
 
 
-def _textbook_perceptron(
-    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: float, order: list[int]
-) -> tuple[torch.Tensor, float, int]:
+def _textbook_perceptron(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: float, order: list[int]) -> tuple[torch.Tensor, float, int]:
     """000:293-297: psi(z) = -1 + 2 I[z > 0]; on a mistake w += y_r x_r, b += y_r."""
     mistakes = 0
     for r in order:
@@ -174,4 +174,3 @@ def test_perceptron_rule_converges_on_nand_and_never_on_xor() -> None:
         assert (mistakes[-1] == 0) is separable  # XOR: a mistake in every epoch, forever
         correct = ((x @ w + b > 0).long() == y).sum().item()
         assert correct == 4 if separable else correct <= 3
-

@@ -103,6 +103,7 @@ def test_image_folder_reads_one_class_per_folder(tmp_path: Path) -> None:
 
 # -- transforms ------------------------------------------------------------------------------
 
+
 def test_flatten_and_reshape_round_trip() -> None:
     x = np.arange(2 * 1 * 3 * 4, dtype=np.float32).reshape(2, 1, 3, 4)
     flat = build(registry.TRANSFORMS, "flatten").fit_transform(x)
@@ -123,6 +124,7 @@ def test_one_hot_matches_pandas_dummies() -> None:
 
 
 # -- augmentations ---------------------------------------------------------------------------
+
 
 def test_flips_match_torch_flip() -> None:
     x = torch.arange(2 * 1 * 2 * 3, dtype=torch.float32).reshape(2, 1, 2, 3)
@@ -170,7 +172,9 @@ metrics: [accuracy]
 
 @pytest.mark.slow
 def test_augmented_training_runs_and_is_reproducible(tmp_path: Path, workdir: Path) -> None:
-    spec = tiny_image_spec(tmp_path, "  augment: [hflip, {type: crop, padding: 2}, {type: rotate, degrees: 5}]\nmodel: {type: mlp, hidden: [8]}")
+    spec = tiny_image_spec(
+        tmp_path, "  augment: [hflip, {type: crop, padding: 2}, {type: rotate, degrees: 5}]\nmodel: {type: mlp, hidden: [8]}"
+    )
     outs = []
     for i in range(2):
         out = workdir / f"m{i}.json"
@@ -210,8 +214,8 @@ def test_expect_may_bound_best_epoch_only_under_early_stopping(write_spec) -> No
 
 
 def test_augmentation_and_vae_fall_back_from_batched_fold_training(write_spec) -> None:  # type: ignore[no-untyped-def]
-    from runner.ensemble import spec_reason
     from runner.spec import load_spec
+    from runner.training.batched import spec_reason
     from tests.conftest import TINY_SPEC
 
     assert spec_reason(load_spec(write_spec(TINY_SPEC))) is None

@@ -26,6 +26,7 @@ def layers(*specs: object, shape: tuple[int, ...]) -> tuple[nn.Sequential, tuple
 
 # -- worked examples (004:1028-1226; catalog E14-E17) ----------------------------------------
 
+
 def test_vertical_edge_filter_gives_the_corrected_thirties() -> None:
     image = torch.tensor([[10.0, 10, 10, 0, 0, 0]] * 6).reshape(1, 1, 6, 6)  # Eq. 8.1
     module, shape = layers({"type": "conv", "filters": 1, "kernel": 3, "bias": False}, shape=(1, 6, 6))
@@ -73,7 +74,9 @@ def test_output_size_formula_matches_torch(n: int, f: int, s: int, p: int, d: in
 def test_same_padding_keeps_the_size_and_pools_halve_it() -> None:
     module, shape = layers(
         {"type": "conv", "filters": 32, "kernel": 5, "padding": "same", "activation": "relu"},
-        {"type": "max_pool", "kernel": 2}, {"type": "avg_pool", "kernel": 2}, {"type": "global_max_pool"},
+        {"type": "max_pool", "kernel": 2},
+        {"type": "avg_pool", "kernel": 2},
+        {"type": "global_max_pool"},
         shape=(1, 28, 28),
     )
     assert shape == (32,) and module(torch.randn(2, 1, 28, 28)).shape == (2, 32)
@@ -111,6 +114,7 @@ def test_fully_convolutional_head_accepts_the_dense_heads_weights() -> None:
 
 # -- presets -----------------------------------------------------------------------------------
 
+
 def test_vgg19_has_the_books_143667240_parameters() -> None:
     with torch.device("meta"):  # counts without allocating 575 MB
         model = build(registry.MODELS, {"type": "vgg", "blocks": "vgg19", "dense": [4096, 4096]}, (3, 224, 224), 1000)
@@ -125,6 +129,7 @@ def test_resnet18_has_torchvisions_11689512_parameters() -> None:
 
 
 # -- mlp: norms and skips --------------------------------------------------------------------------
+
 
 def test_mlp_identity_skip_is_h_plus_phi_of_wh() -> None:
     model = build(registry.MODELS, {"type": "mlp", "hidden": [4, 4], "skip": "identity", "activation": "tanh"}, (3,), 2)
@@ -166,6 +171,7 @@ def test_group_and_layer_norm_match_torch() -> None:
 
 
 # -- sequence models ---------------------------------------------------------------------------------
+
 
 def test_rnn_is_the_elman_recurrence() -> None:
     torch.manual_seed(0)
@@ -238,6 +244,7 @@ def test_transformer_encoder_equals_torchs_layers_in_eval() -> None:
 
 
 # -- autoencoders and the VAE --------------------------------------------------------------------------
+
 
 def test_linear_autoencoder_reaches_the_pca_reconstruction_error() -> None:
     torch.manual_seed(0)

@@ -58,15 +58,18 @@ def test_max_norm_caps_each_units_incoming_weights() -> None:
     assert torch.equal(net[2].weight, small)  # already inside the ball
 
 
-@pytest.mark.parametrize("name,reference", [
-    ({"type": "gd", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, fused=True)),
-    ({"type": "momentum", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, fused=True)),
-    ({"type": "nesterov", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, fused=True)),
-    ("adam", lambda p: torch.optim.Adam(p, fused=True)),
-    ("adamw", lambda p: torch.optim.AdamW(p, fused=True)),
-    ("adagrad", lambda p: torch.optim.Adagrad(p, fused=True)),
-    ("nadam", lambda p: torch.optim.NAdam(p)),  # no fused kernel
-])
+@pytest.mark.parametrize(
+    "name,reference",
+    [
+        ({"type": "gd", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, fused=True)),
+        ({"type": "momentum", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, fused=True)),
+        ({"type": "nesterov", "lr": 0.1}, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, fused=True)),
+        ("adam", lambda p: torch.optim.Adam(p, fused=True)),
+        ("adamw", lambda p: torch.optim.AdamW(p, fused=True)),
+        ("adagrad", lambda p: torch.optim.Adagrad(p, fused=True)),
+        ("nadam", lambda p: torch.optim.NAdam(p)),  # no fused kernel
+    ],
+)
 def test_optimizers_are_torchs(name: object, reference: object) -> None:
     ours, theirs = _net(), _net()
     _steps(ours, build(registry.OPTIMIZERS, name, ours.parameters()))

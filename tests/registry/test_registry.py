@@ -74,5 +74,7 @@ def test_an_installed_package_adds_components_through_entry_points(tmp_path: Pat
     env = {**subprocess_env(), "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
     listed = subprocess.run([sys.executable, "-m", "runner", "list", "losses"], env=env, capture_output=True, text=True)
     assert listed.returncode == 0 and "half_mse" in listed.stdout, listed.stderr
-    ran = subprocess.run([sys.executable, "-m", "runner", "run", str(spec), "--no-track"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    ran = subprocess.run(
+        [sys.executable, "-m", "runner", "run", str(spec), "--no-track"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     assert ran.returncode == 0 and "half_mse built" in ran.stdout, ran.stderr

@@ -50,8 +50,12 @@ def runner(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPro
 
 def popen_runner(*args: str, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "runner", *args], cwd=cwd, env=subprocess_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 

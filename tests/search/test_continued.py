@@ -64,7 +64,9 @@ def test_two_searches_of_one_study_at_once_draw_different_values(workdir: Path, 
     assert len(rates) >= 6 and len(set(rates)) == len(rates), rates
 
 
-def test_a_study_outliving_its_tracking_store_gets_a_new_parent_run(workdir: Path, write_spec, migrated_tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_a_study_outliving_its_tracking_store_gets_a_new_parent_run(
+    workdir: Path, write_spec, migrated_tracking_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
     spec = write_spec(search_spec(epochs=1, sampler="random"))
     assert main(["search", str(spec), "--tracking-uri", migrated_tracking_uri, "--n-trials", "1"]) == 0
     (old,) = _parents(migrated_tracking_uri, "tinysearch")

@@ -1,4 +1,4 @@
-"""A k-fold spec's objective: the mean over folds, reported fold by fold (runner.cv)."""
+"""A k-fold spec's objective: the mean over folds, reported fold by fold (runner.runs.cv)."""
 
 from __future__ import annotations
 

@@ -28,8 +28,10 @@ def test_pruned_study_tracked_and_best_yaml_reproduces(workdir: Path, write_spec
     uri = migrated_tracking_uri
     assert main(["search", str(spec), "--tracking-uri", uri]) == 0
 
-    study = optuna.load_study(study_name="tinysearch", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(workdir / "studies" / "spec.journal"))))
+    study = optuna.load_study(
+        study_name="tinysearch",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(workdir / "studies" / "spec.journal"))),
+    )
     states = [t.state for t in study.trials]
     assert len(states) == 7 and set(states) <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     assert optuna.trial.TrialState.PRUNED in states, "the median pruner pruned no trial"
@@ -69,11 +71,15 @@ def test_pruned_study_tracked_and_best_yaml_reproduces(workdir: Path, write_spec
 
 def test_multi_objective_nsga2_minimizes_parameters(workdir: Path, write_spec, migrated_tracking_uri: str) -> None:  # type: ignore[no-untyped-def]
     text = search_spec(epochs=2, sampler="nsga2").replace("  pruner: {type: none}\n", "")
-    text = text.replace("metric: val/loss", "metric: [val/accuracy, model/params]").replace("direction: minimize", "direction: [maximize, minimize]")
+    text = text.replace("metric: val/loss", "metric: [val/accuracy, model/params]").replace(
+        "direction: minimize", "direction: [maximize, minimize]"
+    )
     spec = write_spec(text)
     assert main(["search", str(spec), "--tracking-uri", migrated_tracking_uri, "--n-trials", "3"]) == 0
-    study = optuna.load_study(study_name="tinysearch", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(workdir / "studies" / "spec.journal"))))
+    study = optuna.load_study(
+        study_name="tinysearch",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(workdir / "studies" / "spec.journal"))),
+    )
     assert len(study.trials) == 3 and all(len(t.values) == 2 for t in study.trials)
     # model/params is the parameter count of the sampled model: [4] has 30*4+4+4+1 weights.
     sizes = {str(t.params["model.hidden"]): t.values[1] for t in study.trials}

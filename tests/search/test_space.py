@@ -49,11 +49,15 @@ def test_a_sampled_trial_is_a_valid_spec(write_spec) -> None:  # type: ignore[no
 
 
 def test_grid_covers_choices_and_steps() -> None:
-    search = SearchSpec.model_validate({
-        "sampler": "grid",
-        "space": {"optimizer.lr": {"type": "float", "low": 0.1, "high": 0.3, "step": 0.1},
-                  "model.hidden": {"type": "categorical", "choices": [[4], [8]]}},
-    })
+    search = SearchSpec.model_validate(
+        {
+            "sampler": "grid",
+            "space": {
+                "optimizer.lr": {"type": "float", "low": 0.1, "high": 0.3, "step": 0.1},
+                "model.hidden": {"type": "categorical", "choices": [[4], [8]]},
+            },
+        }
+    )
     points = grid(search)
     assert points["optimizer.lr"] == pytest.approx([0.1, 0.2, 0.3])
     assert points["model.hidden"] == ["[4]", "[8]"]

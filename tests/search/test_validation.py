@@ -16,20 +16,25 @@ def problems(write_spec, search: str) -> list[str]:  # type: ignore[no-untyped-d
 
 
 def test_range_and_choice_rules_name_the_line(write_spec) -> None:  # type: ignore[no-untyped-def]
-    found = problems(write_spec, """\
+    found = problems(
+        write_spec,
+        """\
 search:
   space:
     optimizer.lr: {type: float, low: 1.0, high: 0.1}
     regularizer.strength: {type: float, low: 0.0, high: 0.1, log: true}
     model.hidden: {type: categorical, choices: []}
-""")
+""",
+    )
     assert any(p.startswith("spec.yaml:15:") and "`low <= high` must hold" in p for p in found), found
     assert any(p.startswith("spec.yaml:16:") and "`low > 0` must hold for a log scale" in p for p in found), found
     assert any(p.startswith("spec.yaml:17:") and "at least 1 item" in p for p in found), found
 
 
 def test_paths_are_checked_against_the_schema_for_the_sampled_type(write_spec) -> None:  # type: ignore[no-untyped-def]
-    found = problems(write_spec, """\
+    found = problems(
+        write_spec,
+        """\
 search:
   space:
     optimizer.lrr: {type: float, low: 0.001, high: 0.1}
@@ -37,7 +42,8 @@ search:
     train.epochs: {type: float, low: 1, high: 5}
     optimizer.momentum: {type: float, low: 0.0, high: 0.9}
     optimizer.dampening: {type: float, low: 0.0, high: 0.5, when: {optimizer.typ: sgd}}
-""")
+""",
+    )
     assert "spec.yaml:15:5: search.space.optimizer.lrr: names no field of the spec" in found, found
     assert any(p.startswith("spec.yaml:16:5") and "rejects the sampled value 'a lot'" in p for p in found), found
     assert any(p.startswith("spec.yaml:17:5") and "fractional part" in p for p in found), found
@@ -47,7 +53,10 @@ search:
 
 
 def test_a_conditional_path_valid_under_its_condition_passes(write_spec) -> None:  # type: ignore[no-untyped-def]
-    spec = load_spec(write_spec(TINY_SPEC + """\
+    spec = load_spec(
+        write_spec(
+            TINY_SPEC
+            + """\
 search:
   metric: val/accuracy
   direction: maximize
@@ -55,26 +64,36 @@ search:
     optimizer.type: {type: categorical, choices: [adam, sgd]}
     optimizer.momentum: {type: float, low: 0.0, high: 0.9, when: {optimizer.type: sgd}}
     model.hidden: {type: categorical, choices: [[4], [8, 4]]}
-"""))
+"""
+        )
+    )
     assert spec.search is not None and list(spec.search.space) == ["optimizer.type", "optimizer.momentum", "model.hidden"]
 
 
 def test_study_settings_are_checked(write_spec) -> None:  # type: ignore[no-untyped-def]
-    found = problems(write_spec, """\
+    found = problems(
+        write_spec,
+        """\
 search:
   metric: val/acuracy
   sampler: grid
   space:
     optimizer.lr: {type: float, low: 0.001, high: 0.1}
-""")
+""",
+    )
     assert any("grid sampler needs a `step`" in p for p in found), found
-    found = problems(write_spec, """\
+    found = problems(
+        write_spec,
+        """\
 search:
   metric: val/acuracy
   space:
     optimizer.lr: {type: float, low: 0.001, high: 0.1}
-""")
-    assert any(p.startswith("spec.yaml:14:") and "'val/acuracy' is not a metric this spec logs. Did you mean 'val/accuracy'?" in p for p in found), found
+""",
+    )
+    assert any(
+        p.startswith("spec.yaml:14:") and "'val/acuracy' is not a metric this spec logs. Did you mean 'val/accuracy'?" in p for p in found
+    ), found
 
 
 def test_runner_validate_exits_2(write_spec, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ machines sharing one PostgreSQL study, one of them killed mid-trial."""
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import optuna
@@ -14,6 +13,8 @@ from optuna.trial import TrialState
 
 from runner.cli import main
 from runner.search import TRIAL_ABANDONED
+from runner.search.journal import HEARTBEAT_ATTR
+from tests.conftest import descendants, wait_gone, wait_until
 from tests.search.conftest import popen_runner, runner, search_spec
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,9 @@ def test_sqlite_storage_refuses_parallel_workers(workdir: Path, write_spec, caps
     assert not (workdir / "study.db").exists()
 
 
-@pytest.mark.parametrize("database", [pytest.param("postgresql", marks=pytest.mark.postgres), pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.mark.parametrize(
+    "database", [pytest.param("postgresql", marks=pytest.mark.postgres), pytest.param("mysql", marks=pytest.mark.mysql)]
+)
 def test_two_workers_share_one_database_study(workdir: Path, write_spec, database: str, request: pytest.FixtureRequest) -> None:  # type: ignore[no-untyped-def]
     """Two machines, as far as the study can tell: they meet only in the database (MLflow's
     store on PostgreSQL too, new to both; on MySQL, a file of this machine)."""
@@ -76,23 +79,23 @@ def test_a_killed_worker_trial_is_failed_and_retried(workdir: Path, write_spec, 
     args = ["--storage", storage, "--study", "killed", "--n-trials", "3", "--tracking-uri", mlflow_db]
     victim = popen_runner("search", str(spec), *args, cwd=workdir)
     client = MlflowClient(tracking_uri=mlflow_db)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:  # until a trial's run is training
-        time.sleep(0.5)
+
+    def trial_run_training() -> list:  # trial 0's run, once it has logged an epoch
         experiment = client.get_experiment_by_name("tinysearch")
         query = "tags.`specrun.trial` = '0' and attributes.status = 'RUNNING'"
-        if experiment is not None and client.search_runs([experiment.experiment_id], query):
-            break
-    time.sleep(1.0)
+        runs = [] if experiment is None else client.search_runs([experiment.experiment_id], query)
+        return [r for r in runs if "train/loss" in r.data.metrics]
+
+    [trial_run] = wait_until(lambda: trial_run_training() or victim.poll() is not None, "trial 0 to train", timeout=180)
     assert victim.poll() is None, "the trial ended before it could be killed"
+    helpers = descendants(victim.pid)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    # Its tracking process ends its trial's run, not the study's parent run (the study goes on).
+    # Its tracking process ends its trial's run, not the study's parent run (the study goes on),
+    # and exits: once it is gone, nothing more changes the runs.
+    wait_gone(helpers, "the killed worker's tracking process")
     experiment_id = client.get_experiment_by_name("tinysearch").experiment_id
-    [trial_run] = client.search_runs([experiment_id], "tags.`specrun.trial` = '0'")
-    while client.get_run(trial_run.info.run_id).info.status == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2.0)
+    assert client.get_run(trial_run.info.run_id).info.status == "KILLED"
     [parent] = [r for r in client.search_runs([experiment_id], "tags.`specrun.study` = 'killed'") if "specrun.trial" not in r.data.tags]
     assert parent.info.status == "RUNNING" and "specrun.error" not in parent.data.tags
     # The survivor runs the same study (the fast spec only shortens its own trials).
@@ -115,7 +118,6 @@ def test_a_killed_worker_trial_is_failed_and_retried(workdir: Path, write_spec, 
     assert dead_run.info.status == "KILLED" and dead_run.data.tags["specrun.error"] == TRIAL_ABANDONED
 
 
-
 def test_a_killed_worker_trial_on_a_journal_file_is_failed_and_retried(workdir: Path, write_spec, migrated_tracking_uri: str) -> None:  # type: ignore[no-untyped-def]
     # Optuna's journal storage has no heartbeats of its own; specrun's beats one.
     spec = write_spec(UNTIL_KILLED)
@@ -124,12 +126,12 @@ def test_a_killed_worker_trial_on_a_journal_file_is_failed_and_retried(workdir: 
     args = ["--storage", f"journal:{journal}", "--study", "killed", "--n-trials", "3", "--tracking-uri", migrated_tracking_uri]
     victim = popen_runner("search", str(spec), *args, cwd=workdir)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:  # until trial 0 is running
-        time.sleep(0.5)
-        if journal.exists() and any(t.state == TrialState.RUNNING for t in _trials(storage)):
-            break
-    time.sleep(3.0)  # a heartbeat or two
+
+    def beating() -> bool:  # trial 0 runs and has recorded a heartbeat
+        running = [t for t in _trials(storage) if t.state == TrialState.RUNNING] if journal.exists() else []
+        return any(HEARTBEAT_ATTR in t.system_attrs for t in running)
+
+    wait_until(lambda: beating() or victim.poll() is not None, "trial 0's first heartbeat", timeout=180)
     assert victim.poll() is None, "the trial ended before it could be killed"
     victim.send_signal(signal.SIGKILL)
     victim.wait()

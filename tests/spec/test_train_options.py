@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -20,7 +20,12 @@ def problems(path: Path) -> list[str]:
 def test_defaults_keep_the_plain_fast_path(write_spec: Callable[..., Path]) -> None:
     train = load_spec(write_spec()).train
     assert (train.accumulate, train.precision, train.compile, train.loader, train.workers, train.checkpoint_every) == (
-        1, "fp32", False, "auto", 0, 1,
+        1,
+        "fp32",
+        False,
+        "auto",
+        0,
+        1,
     )
 
 
@@ -38,10 +43,12 @@ def test_bad_values_are_located(write_spec: Callable[..., Path]) -> None:
 
 
 def test_cross_field_rules(write_spec: Callable[..., Path]) -> None:
-    path = write_spec(TINY_SPEC.replace(
-        "train: {epochs: 3, batch_size: 64}",
-        "train: {epochs: 3, batch_size: full, accumulate: 2, loader: device, workers: 2}",
-    ))
+    path = write_spec(
+        TINY_SPEC.replace(
+            "train: {epochs: 3, batch_size: 64}",
+            "train: {epochs: 3, batch_size: full, accumulate: 2, loader: device, workers: 2}",
+        )
+    )
     found = problems(path)
     assert any("train.accumulate" in p and "batch_size is 'full'" in p for p in found), found
     assert any("train.workers" in p and "loader is 'device'" in p for p in found), found

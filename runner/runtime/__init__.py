@@ -1,0 +1,1 @@
+"""The process a run lives in: seeds and determinism, devices and ranks, signals, the collector, progress."""
