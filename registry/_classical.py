@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from registry._features import FixedBasis
 
 
 def signed_targets(y: torch.Tensor, outputs: int) -> torch.Tensor:
@@ -42,10 +46,10 @@ class LeastSquares(nn.Module):
     same, but a degree-300 monomial basis stays solvable (Lal, Notes on ML and Neural Networks reports 1e12 weights).
     """
 
-    def __init__(self, basis: nn.Module | None, in_features: int, out_features: int, bias: bool, solver: str) -> None:
+    def __init__(self, basis: FixedBasis | None, in_features: int, out_features: int, bias: bool, solver: str) -> None:
         super().__init__()
         self.basis, self.bias, self.solver = basis, bias, solver
-        width = (in_features if basis is None else basis.out_features) + int(bias)  # type: ignore[operator]
+        width = (in_features if basis is None else basis.out_features) + int(bias)
         self.weight = nn.Parameter(torch.zeros(width, out_features, dtype=torch.float64))
 
     def design(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,13 @@ import torch
 from torch import nn
 
 
-class Polynomial(nn.Module):
+class FixedBasis(nn.Module):
+    """A basis expansion: ``out_features`` columns phi_j(x) from the inputs."""
+
+    out_features: int
+
+
+class Polynomial(FixedBasis):
     """All monomials of total degree 1..K (with cross terms unless ``interactions`` is off)."""
 
     def __init__(self, in_features: int, degree: int, interactions: bool) -> None:
@@ -26,6 +32,7 @@ class Polynomial(nn.Module):
                     powers[row, feature] += 1
         else:  # x_j^k for each feature separately
             powers = torch.cat([k * torch.eye(in_features) for k in range(1, degree + 1)])
+        self.powers: torch.Tensor
         self.register_buffer("powers", powers)
         self.out_features = len(powers)
 
@@ -34,7 +41,7 @@ class Polynomial(nn.Module):
         return (x.unsqueeze(1) ** self.powers.to(x.dtype)).prod(-1)
 
 
-class RBF(nn.Module):
+class RBF(FixedBasis):
     """Gaussian bumps exp(-||x - c||^2 / (2 width^2)) around fixed centres.
 
     One input: centres evenly spaced on [low, high]; more: drawn uniformly in the box (seeded).
@@ -47,6 +54,7 @@ class RBF(nn.Module):
         else:
             generator = torch.Generator().manual_seed(seed)
             grid = low + (high - low) * torch.rand(centers, in_features, generator=generator)
+        self.centers: torch.Tensor
         self.register_buffer("centers", grid)
         self.width = width
         self.out_features = centers
@@ -56,11 +64,12 @@ class RBF(nn.Module):
         return torch.exp(-distance / (2 * self.width**2))
 
 
-class Fourier(nn.Module):
+class Fourier(FixedBasis):
     """sin(2 pi k x_j / P) and cos(2 pi k x_j / P), k = 1..K, for each input feature."""
 
     def __init__(self, in_features: int, terms: int, period: float) -> None:
         super().__init__()
+        self.frequencies: torch.Tensor
         self.register_buffer("frequencies", 2 * math.pi * torch.arange(1, terms + 1) / period)
         self.out_features = 2 * terms * in_features
 

@@ -44,6 +44,7 @@ class BinaryHead(LossHead):
 
     def __init__(self, pos_weight: float | None) -> None:
         super().__init__()
+        self.pos_weight: torch.Tensor | None
         self.register_buffer("pos_weight", None if pos_weight is None else torch.tensor(pos_weight))
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
@@ -60,6 +61,7 @@ class CategoricalHead(LossHead):
         super().__init__()
         self.label_smoothing = label_smoothing
         weights = None if class_weights is None else torch.tensor(class_weights)
+        self.class_weights: torch.Tensor | None
         self.register_buffer("class_weights", weights)
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:

@@ -161,6 +161,6 @@ class TripletHead(LossHead):
         same = targets.unsqueeze(0) == targets.unsqueeze(1)
         positive = distance.masked_fill(~same, float("-inf")).amax(1)
         negative = distance.masked_fill(same, float("inf")).amin(1)
-        valid: torch.Tensor | None = torch.isfinite(negative) & (same.sum(1) > 1)
+        valid = torch.isfinite(negative) & (same.sum(1) > 1)
         loss = torch.relu(positive - negative + self.margin)
         return loss[valid].mean() if bool(valid.any()) else loss.sum() * 0.0

@@ -23,6 +23,7 @@ class MLP(nn.Module):
         hidden: list[int],
         out_features: int,
         activations: list[Callable[[], nn.Module]],
+        *,
         dropout: float = 0.0,
         norm: str = "none",
         bias: bool = True,

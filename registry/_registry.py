@@ -127,6 +127,6 @@ def _tagged(kind: str, name: str, params: type[Params]) -> type[Params]:
         f"{kind}.{name}",
         __base__=params,
         __doc__=params.__doc__,
-        type=(Literal[name], Field(description=f"The {kind} to use.")),
+        type=(Literal[name], Field(description=f"The {kind} to use.")),  # type: ignore[arg-type]  # a Literal of a run-time name
     )
     return model

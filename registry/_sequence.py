@@ -22,7 +22,7 @@ class RecurrentClassifier(nn.Module):
     """torch's RNN/LSTM/GRU, then a linear readout of the last step or the mean over steps."""
 
     def __init__(
-        self, kind: str, features: int, hidden: int, layers: int, bidirectional: bool, dropout: float, readout: str, out_features: int
+        self, kind: str, features: int, hidden: int, layers: int, *, bidirectional: bool, dropout: float, readout: str, out_features: int
     ) -> None:
         super().__init__()
         cell = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
@@ -72,7 +72,7 @@ class Seq2Seq(nn.Module):
     (n, steps, T), to inspect what each output step read.
     """
 
-    def __init__(self, features: int, hidden: int, steps: int, out_per_step: int, score: str, squeeze: bool) -> None:
+    def __init__(self, features: int, hidden: int, steps: int, out_per_step: int, *, score: str, squeeze: bool) -> None:
         super().__init__()
         self.steps, self.out_per_step, self.squeeze = steps, out_per_step, squeeze
         self.encoder = nn.GRU(features, hidden, batch_first=True)
@@ -116,6 +116,7 @@ class TransformerClassifier(nn.Module):
         features: int,
         steps: int,
         out_features: int,
+        *,
         d_model: int,
         heads: int,
         layers: int,

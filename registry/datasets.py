@@ -105,13 +105,13 @@ def file(params: FileParams) -> Table:
     if not params.path.exists():
         raise FileNotFoundError(f"data file {params.path} does not exist")
     frame = pd.read_parquet(params.path) if suffix in {".parquet", ".pq"} else pd.read_csv(params.path)
-    table = table_from_frame(frame, params.path, params.target, params.features, params.task, params.groups)
+    table = table_from_frame(frame, params.path, params.target, features=params.features, task=params.task, groups=params.groups)
     table.files = [params.path]
     return table
 
 
 def table_from_frame(
-    frame: pd.DataFrame, path: Path, target: str, features: list[str] | None, task: str, groups: str | None = None
+    frame: pd.DataFrame, path: Path, target: str, *, features: list[str] | None, task: str, groups: str | None = None
 ) -> Table:
     """The table of a file's data frame: its numeric features, and a target label-encoded
     for classification; columns that are missing, hold text or have gaps are errors that say so."""

@@ -93,9 +93,9 @@ def _from_frame(source: object, params: DvcFileParams) -> Table:
     import pandas as pd
 
     kind = FORMATS[params.path.suffix.lower()]
-    frame = pd.read_parquet(source) if kind == "parquet" else pd.read_csv(source)  # type: ignore[arg-type]
+    frame = pd.read_parquet(source) if kind == "parquet" else pd.read_csv(source)
     assert params.target is not None  # the params validator requires it for tables
-    return table_from_frame(frame, params.path, params.target, params.features, params.task)
+    return table_from_frame(frame, params.path, params.target, features=params.features, task=params.task)
 
 
 @DATASETS.register("dvc", params=DvcFileParams, task="any")

@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 Shape = tuple[int, ...]
 LAYERS: Registry = Registry("layer")
-ActivationField = ACTIVATIONS.field_type()
+if TYPE_CHECKING:
+    ActivationField = Any  # to mypy; at run time the union of the registered activations' params
+else:
+    ActivationField = ACTIVATIONS.field_type()
 Pair = int | tuple[int, int]
 
 
@@ -36,7 +39,7 @@ def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation
 def _image(shape: Shape, layer: str) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise ValueError(f"layer {layer!r} needs image inputs (C, H, W), but gets shape {shape}; add a reshape transform")
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def _activation(spec: Params | None) -> nn.Module | None:
@@ -60,7 +63,7 @@ class ConvParams(Params):
     )
     dilation: Pair = Field(1, description="Spacing between filter taps (Liquet et al., sec. 6.3).")
     bias: bool = True
-    activation: ActivationField | None = Field(None, description="Applied after the convolution; none by default.")  # type: ignore[valid-type]
+    activation: ActivationField | None = Field(None, description="Applied after the convolution; none by default.")
 
 
 @LAYERS.register("conv", params=ConvParams)
@@ -74,9 +77,9 @@ def conv(params: ConvParams, shape: Shape) -> tuple[nn.Module, Shape]:
         if stride != (1, 1):
             raise ValueError("padding: same needs stride 1; give the padding as a number")
         padding: Any = "same"
-        out = (height, width)
+        out: tuple[int, ...] = (height, width)
     else:
-        pad = (0, 0) if params.padding == "valid" else _pair(params.padding)  # type: ignore[arg-type]
+        pad = (0, 0) if params.padding == "valid" else _pair(params.padding)
         padding = pad
         out = tuple(conv_out(n, k, s, p, d) for n, k, s, p, d in zip((height, width), kernel, stride, pad, dilation))
     if min(out) < 1:
@@ -149,7 +152,7 @@ def flatten(params: NoParams, shape: Shape) -> tuple[nn.Module, Shape]:
 class DenseParams(Params):
     units: int = Field(..., ge=1, description="Output features.")
     bias: bool = True
-    activation: ActivationField | None = Field(None, description="Applied after the affine map; none by default.")  # type: ignore[valid-type]
+    activation: ActivationField | None = Field(None, description="Applied after the affine map; none by default.")
 
 
 @LAYERS.register("dense", params=DenseParams)
@@ -179,7 +182,7 @@ def dropout(params: DropoutParams, shape: Shape) -> tuple[nn.Module, Shape]:
 
 
 class ActivationLayerParams(Params):
-    function: ActivationField = Field(..., description="The activation, e.g. relu or {type: leaky_relu, slope: 0.1}.")  # type: ignore[valid-type]
+    function: ActivationField = Field(..., description="The activation, e.g. relu or {type: leaky_relu, slope: 0.1}.")
 
 
 @LAYERS.register("activation", params=ActivationLayerParams)
@@ -209,7 +212,7 @@ class ResidualParams(Params):
     skip: Literal["identity", "projection"] = Field(
         "projection", description="identity: the block must keep the shape; projection: a 1x1 conv (or linear map) where it changes."
     )
-    activation: ActivationField | None = Field("relu", description="Applied after the sum, as in ResNet.")  # type: ignore[valid-type]
+    activation: ActivationField | None = Field("relu", description="Applied after the sum, as in ResNet.")
 
     @field_validator("layers")
     @classmethod

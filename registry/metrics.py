@@ -7,7 +7,7 @@ variants of one metric (``f1`` macro and micro) need distinct names.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -19,6 +19,14 @@ if TYPE_CHECKING:
 
 MetricFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 METRICS: Registry = Registry("metric")
+
+
+def defined(value: torch.Tensor | None) -> torch.Tensor:
+    """A torchmetrics functional's value: some are typed Optional (None for a task they do not
+    know), never None for the tasks passed here."""
+    if value is None:
+        raise ValueError("the metric has no value for this task")
+    return value
 
 
 class MetricParams(Params):
@@ -36,7 +44,7 @@ class AccuracyParams(MetricParams):
     threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold p0 for binary tasks.")
 
 
-def _classification(params: ClassificationParams | AccuracyParams, task: Task) -> dict[str, object]:
+def _classification(params: ClassificationParams | AccuracyParams, task: Task) -> dict[str, Any]:
     if task.kind == "binary":
         return {"task": "binary", "threshold": params.threshold}
     average = getattr(params, "average", "micro")
@@ -79,10 +87,10 @@ def roc_auc(params: AUROCParams, task: Task) -> MetricFn:
     """Area under the ROC curve from predicted probabilities (Liquet et al., ch. 3)."""
     from torchmetrics.functional import auroc
 
-    kwargs: dict[str, object] = {"task": "binary"}
+    kwargs: dict[str, Any] = {"task": "binary"}
     if task.kind == "multiclass":
         kwargs = {"task": "multiclass", "num_classes": task.n_classes, "average": params.average}
-    return lambda preds, target: auroc(preds, target, **kwargs)
+    return lambda preds, target: defined(auroc(preds, target, **kwargs))
 
 
 @METRICS.register("rmse", params=MetricParams, task="regression", higher_is_better=False)

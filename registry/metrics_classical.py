@@ -8,12 +8,12 @@ images rather than as numbers (meta ``figure=True``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from registry._task import Task
-from registry.metrics import METRICS, MetricFn, MetricParams
+from registry.metrics import METRICS, MetricFn, MetricParams, defined
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +28,7 @@ class AveragedParams(MetricParams):
     threshold: float = Field(0.5, gt=0, lt=1, description="Decision threshold p0 for binary tasks (Lal, Notes on ML and Neural Networks).")
 
 
-def _kwargs(params: AveragedParams, task: Task) -> dict[str, object]:
+def _kwargs(params: AveragedParams, task: Task) -> dict[str, Any]:
     if task.kind == "binary":
         return {"task": "binary", "threshold": params.threshold}
     return {"task": "multiclass", "num_classes": task.n_classes, "average": params.average}
@@ -80,8 +80,10 @@ def pr_auc(params: PRAUCParams, task: Task) -> MetricFn:
     from torchmetrics.functional import average_precision
 
     if task.kind == "binary":
-        return lambda preds, target: average_precision(preds, target, task="binary")
-    return lambda preds, target: average_precision(preds, target, task="multiclass", num_classes=task.n_classes, average=params.average)
+        return lambda preds, target: defined(average_precision(preds, target, task="binary"))
+    return lambda preds, target: defined(
+        average_precision(preds, target, task="multiclass", num_classes=task.n_classes, average=params.average)
+    )
 
 
 class LogLossParams(MetricParams):
@@ -112,7 +114,7 @@ def confusion_matrix(params: ConfusionParams, task: Task) -> FigureFn:
     """Confusion matrix C_ij = examples of true class i predicted as j (Nalisnick, Deep Learning notes), drawn on the test part."""
     from torchmetrics.functional import confusion_matrix as fn
 
-    kwargs: dict[str, object] = {"task": "binary", "threshold": params.threshold}
+    kwargs: dict[str, Any] = {"task": "binary", "threshold": params.threshold}
     if task.kind == "multiclass":
         kwargs = {"task": "multiclass", "num_classes": task.n_classes}
     normalize = None if params.normalize == "none" else params.normalize
@@ -130,7 +132,7 @@ def roc_curve(params: MetricParams, task: Task) -> FigureFn:
     """ROC curve (TPR against FPR over all thresholds; one-vs-rest per class), with its AUC (Liquet et al., ch. 3)."""
     from torchmetrics.functional import auroc, roc
 
-    kwargs: dict[str, object] = {"task": "binary"}
+    kwargs: dict[str, Any] = {"task": "binary"}
     if task.kind == "multiclass":
         kwargs = {"task": "multiclass", "num_classes": task.n_classes}
 

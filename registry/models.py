@@ -7,7 +7,8 @@ target), so a spec never repeats them. Outputs are raw scores: the loss applies 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -20,7 +21,10 @@ if TYPE_CHECKING:
 
 MODELS: Registry = Registry("model")
 
-ActivationField = ACTIVATIONS.field_type()
+if TYPE_CHECKING:
+    ActivationField = Any  # to mypy; at run time the union of the registered activations' params
+else:
+    ActivationField = ACTIVATIONS.field_type()
 
 
 class InitSpec(Params):
@@ -69,7 +73,7 @@ class MLPParams(Params):
     """A feedforward network: hidden widths, activation(s), dropout, normalization, init."""
 
     hidden: list[int] = Field([64], description="Width of each hidden layer, input side first.")
-    activation: ActivationField | list[ActivationField] = Field(  # type: ignore[valid-type]
+    activation: ActivationField | list[ActivationField] = Field(
         "relu", description="One activation for every hidden layer, or one per layer."
     )
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability after each hidden layer.")
@@ -99,6 +103,15 @@ class MLPParams(Params):
         return self
 
 
+def _activation_maker(spec: Any) -> Callable[[], nn.Module]:
+    """What makes a fresh module of the activation ``spec`` names, for each layer."""
+
+    def make() -> nn.Module:
+        return ACTIVATIONS.get(spec.type).builder(spec)
+
+    return make
+
+
 @MODELS.register("mlp", params=MLPParams, losses=None)
 def mlp(params: MLPParams, in_shape: tuple[int, ...], out_features: int) -> nn.Module:
     """Multilayer perceptron with per-layer widths and activations (Nalisnick, Deep Learning notes; Lal, Notes on ML and Neural Networks)."""
@@ -107,18 +120,18 @@ def mlp(params: MLPParams, in_shape: tuple[int, ...], out_features: int) -> nn.M
     from registry._layers import MLP, flat_size, initialize
 
     specs = params.activation if isinstance(params.activation, list) else [params.activation] * len(params.hidden)
-    makers = [lambda s=s: ACTIVATIONS.get(s.type).builder(s) for s in specs]
+    makers = [_activation_maker(s) for s in specs]
     model = MLP(
         flat_size(in_shape),
         list(params.hidden),
         out_features,
         makers,
-        params.dropout,
-        params.norm,
-        params.bias,
-        params.skip,
-        params.groups,
-        params.bn_stats,
+        dropout=params.dropout,
+        norm=params.norm,
+        bias=params.bias,
+        skip=params.skip,
+        groups=params.groups,
+        bn_stats=params.bn_stats,
     )
     initialize(model, INITS.get(params.init.weights.type).builder(params.init.weights), params.init.bias)
     return model if len(in_shape) == 1 else nn.Sequential(nn.Flatten(), model)

@@ -8,7 +8,7 @@ reconstruction and the posterior's mean and log-variance (:mod:`registry._vae`),
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
     from registry._heads import LossHead
 
-ActivationField = ACTIVATIONS.field_type()
+if TYPE_CHECKING:
+    ActivationField = Any  # to mypy; at run time the union of the registered activations' params
+else:
+    ActivationField = ACTIVATIONS.field_type()
 
 
 class AutoencoderParams(Params):
@@ -31,7 +34,7 @@ class AutoencoderParams(Params):
     hidden: list[int] = Field([32], min_length=1, description="Encoder widths, the last is the code size m: [32] shallow, [128, 32] deep.")
     activation: ActivationField = Field(
         "tanh", description="Hidden activation; identity gives a PCA-like linear autoencoder (Liquet et al., sec. 3.5)."
-    )  # type: ignore[valid-type]
+    )
     output: Literal["identity", "sigmoid"] = Field("identity", description="Output link: sigmoid for inputs in [0, 1].")
 
 
@@ -51,7 +54,7 @@ class VAEParams(Params):
 
     hidden: list[int] = Field([64], min_length=1, description="Encoder hidden widths; the decoder mirrors them.")
     latent: int = Field(2, ge=1, description="Latent size.")
-    activation: ActivationField = Field("relu", description="Hidden activation.")  # type: ignore[valid-type]
+    activation: ActivationField = Field("relu", description="Hidden activation.")
 
 
 @MODELS.register("vae", params=VAEParams, losses=("elbo",), inputs="any")

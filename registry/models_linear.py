@@ -19,6 +19,8 @@ from registry.models import MODELS, InitSpec
 if TYPE_CHECKING:
     from torch import nn
 
+    from registry._features import FixedBasis
+
 
 class PolynomialBasis(Params):
     """[x, x^2, ..., x^K] with cross terms (Nalisnick, Deep Learning notes; Liquet et al., sec. 3.4)."""
@@ -68,7 +70,7 @@ class GLMParams(Params):
     init: InitSpec = Field(default_factory=InitSpec)
 
 
-def basis_module(basis: Any | None, in_features: int) -> nn.Module | None:
+def basis_module(basis: Any | None, in_features: int) -> FixedBasis | None:
     """The torch module of a basis spec (None for the identity)."""
     from registry import _features
 
@@ -89,7 +91,7 @@ def _expanded(params: Any, in_shape: tuple[int, ...], out_features: int) -> nn.M
 
     basis = basis_module(params.features, flat_size(in_shape))
     width = flat_size(in_shape) if basis is None else basis.out_features
-    model = Expanded(basis, nn.Linear(width, out_features, bias=params.bias))  # type: ignore[arg-type]
+    model = Expanded(basis, nn.Linear(width, out_features, bias=params.bias))
     initialize(model, INITS.get(params.init.weights.type).builder(params.init.weights), params.init.bias)
     return model
 
@@ -139,7 +141,7 @@ class PerceptronParams(Params):
 
     bias: bool = True
     init: InitSpec = Field(
-        default_factory=lambda: InitSpec(weights={"type": "normal", "std": 0.01}),  # type: ignore[arg-type]
+        default_factory=lambda: InitSpec(weights={"type": "normal", "std": 0.01}),
         description="Random start (Nalisnick, Deep Learning notes).",
     )
 

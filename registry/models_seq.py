@@ -45,7 +45,14 @@ def _recurrent(kind: str, params: RecurrentParams, in_shape: tuple[int, ...], ou
 
     steps, features = sequence_shape(in_shape)
     return RecurrentClassifier(
-        kind, features, params.hidden, params.layers, params.bidirectional, params.dropout, params.readout, out_features
+        kind,
+        features,
+        params.hidden,
+        params.layers,
+        bidirectional=params.bidirectional,
+        dropout=params.dropout,
+        readout=params.readout,
+        out_features=out_features,
     )
 
 
@@ -92,7 +99,7 @@ def seq2seq(params: Seq2SeqParams, in_shape: tuple[int, ...], out_features: int)
         steps = steps_in if out_features == steps_in * features and len(in_shape) == 2 else 1
     if out_features % steps:
         raise ValueError(f"{out_features} outputs do not divide into {steps} steps")
-    return Seq2Seq(features, params.hidden, steps, out_features // steps, params.score, squeeze=steps == 1)
+    return Seq2Seq(features, params.hidden, steps, out_features // steps, score=params.score, squeeze=steps == 1)
 
 
 class TransformerParams(Params):
@@ -126,12 +133,12 @@ def transformer(params: TransformerParams, in_shape: tuple[int, ...], out_featur
         features,
         steps,
         out_features,
-        params.d_model,
-        params.heads,
-        params.layers,
-        params.ffn,
-        params.dropout,
-        params.positional,
-        params.pooling,
-        params.norm_first,
+        d_model=params.d_model,
+        heads=params.heads,
+        layers=params.layers,
+        ffn=params.ffn,
+        dropout=params.dropout,
+        positional=params.positional,
+        pooling=params.pooling,
+        norm_first=params.norm_first,
     )

@@ -27,7 +27,7 @@ def _fused_if_possible(
 
     parameters = list(parameters)
     fused = all(isinstance(p, torch.Tensor) and p.device.type in devices and torch.is_floating_point(p) for p in parameters)
-    return optimizer(parameters, **options, fused=True) if fused else optimizer(parameters, **options)  # type: ignore[no-any-return]
+    return optimizer(parameters, **options, fused=True) if fused else optimizer(parameters, **options)
 
 
 class SGDParams(Params):

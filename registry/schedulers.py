@@ -14,6 +14,7 @@ from registry._registry import Params, Registry
 
 if TYPE_CHECKING:
     import torch
+    from torch.optim.lr_scheduler import LRScheduler
 
 Interval = Literal["step", "epoch"]
 SCHEDULERS: Registry = Registry("scheduler")
@@ -25,7 +26,7 @@ class StepParams(Params):
 
 
 @SCHEDULERS.register("step", params=StepParams)
-def step(params: StepParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
+def step(params: StepParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[LRScheduler, Interval]:
     """Multiply the rate by gamma every step_size epochs."""
     import torch
 
@@ -38,7 +39,7 @@ class MultiStepParams(Params):
 
 
 @SCHEDULERS.register("multistep", params=MultiStepParams)
-def multistep(params: MultiStepParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
+def multistep(params: MultiStepParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[LRScheduler, Interval]:
     """Piecewise-constant rate, eta_1 > eta_2 > ... (Lal, Notes on ML and Neural Networks)."""
     import torch
 
@@ -52,7 +53,9 @@ class ExponentialParams(Params):
 
 
 @SCHEDULERS.register("exponential", params=ExponentialParams)
-def exponential(params: ExponentialParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
+def exponential(
+    params: ExponentialParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int
+) -> tuple[LRScheduler, Interval]:
     """Exponential decay eta0 * gamma**t per epoch (Lal, Notes on ML and Neural Networks; Liquet et al., ch. 4)."""
     import torch
 
@@ -65,7 +68,7 @@ class CosineParams(Params):
 
 
 @SCHEDULERS.register("cosine", params=CosineParams)
-def cosine(params: CosineParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
+def cosine(params: CosineParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[LRScheduler, Interval]:
     """Cosine annealing from the optimizer's rate to eta_min (Loshchilov & Hutter 2017)."""
     import torch
 
@@ -80,7 +83,7 @@ class OneCycleParams(Params):
 
 
 @SCHEDULERS.register("onecycle", params=OneCycleParams)
-def onecycle(params: OneCycleParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
+def onecycle(params: OneCycleParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[LRScheduler, Interval]:
     """One-cycle policy eta_min -> eta_max -> eta_min -> ~0, stepped per batch (Lal, Notes on ML and Neural Networks; Smith 2018)."""
     import torch
 
@@ -103,7 +106,7 @@ class PowerParams(Params):
 
 
 @SCHEDULERS.register("power", params=PowerParams)
-def power(params: PowerParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
+def power(params: PowerParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[LRScheduler, Interval]:
     """Power scheduling eta(t) = eta0 / (1 + t/s)^c (Lal, Notes on ML and Neural Networks)."""
     import torch
 
@@ -131,7 +134,7 @@ class WarmupParams(Params):
 
 
 @SCHEDULERS.register("warmup", params=WarmupParams)
-def warmup(params: WarmupParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[object, Interval]:
+def warmup(params: WarmupParams, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> tuple[LRScheduler, Interval]:
     """Linear warm-up from start_factor x eta to eta over ``length`` steps, then ``then`` (Goyal et al. 2017)."""
     import torch
 

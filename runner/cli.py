@@ -9,6 +9,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the handlers import what they need when they run
+    from runner.runs.resume import MembersResume, Resume
+    from runner.spec.schema import Spec
 
 EXIT_INVALID = 2
 
@@ -257,7 +262,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{args.spec}: invalid\n{error.render()}", file=sys.stderr)
             return EXIT_INVALID
 
-    resume = None
+    resume: Resume | None = None  # a run's
+    members_resume: MembersResume | None = None  # a parent run's, of folds or seeds
     if args.resume:
         from runner.runs.resume import MembersResume, ResumeError, prepare
         from runner.tracking.tracker import tracking_uri
@@ -265,11 +271,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if _unreachable(args.tracking_uri, None):
             return EXIT_INVALID
         try:  # under --nproc the launcher fetches the checkpoint once, before the workers start
-            spec, resume = prepare(args.resume, tracking_uri(args.tracking_uri, None))
+            spec, found = prepare(args.resume, tracking_uri(args.tracking_uri, None))
         except ResumeError as error:
             _error(str(error))
             return EXIT_INVALID
-        for difference in resume.differences if distributed.world_size() == 1 else []:  # once, not per rank
+        if isinstance(found, MembersResume):
+            members_resume = found
+        else:
+            resume = found
+        for difference in found.differences if distributed.world_size() == 1 else []:  # once, not per rank
             print(f"runner: warning: {difference}; the resumed run may differ from an uninterrupted one", file=sys.stderr)
     assert spec is not None
     from runner.runtime.determinism import resolve_device
@@ -277,8 +287,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     resolve_device(args.device or spec.device)  # one this machine lacks: exit 2 before a parent run is logged
     if not args.no_track and not args.resume and _unreachable(args.tracking_uri, spec.tracking.uri):
         return EXIT_INVALID
-    if args.resume and isinstance(resume, MembersResume):  # a parent run of folds or seeds
-        return _run_members(args, spec, resume)
+    if members_resume is not None:
+        return _run_members(args, spec, members_resume)
     if spec.data.split.is_cv or args.seeds > 1:
         return _run_members(args, spec)
     if args.nproc > 1 and distributed.world_size() == 1:
@@ -319,7 +329,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_members(args: argparse.Namespace, spec: object, resume: object = None) -> int:
+def _run_members(args: argparse.Namespace, spec: Spec, resume: MembersResume | None = None) -> int:
     """A cross-validated spec, or ``--seeds N``: one parent run over child runs (or ``resume``,
     a ``MembersResume``: that parent run, continued)."""
     from runner.data.prepare import DataError
@@ -333,7 +343,7 @@ def _run_members(args: argparse.Namespace, spec: object, resume: object = None) 
     if args.history_out:
         _error("--history-out writes one run's epochs; each fold or seed is a child run with its own history in MLflow")
         return EXIT_INVALID
-    if args.seeds > 1 and spec.data.split.is_cv:  # type: ignore[attr-defined]
+    if args.seeds > 1 and spec.data.split.is_cv:
         _error("--seeds with data.split.folds is not supported; use repeated_kfold for repeated resampling")
         return EXIT_INVALID
     options = RunOptions(
@@ -343,16 +353,16 @@ def _run_members(args: argparse.Namespace, spec: object, resume: object = None) 
         track=not args.no_track,
         spec_file=args.spec,
     )
-    seeds = getattr(resume, "seeds", args.seeds)
+    seeds = resume.seeds if resume is not None else args.seeds
     try:
-        outcome = run_parent(spec, seeds, options, parallel=not args.sequential, resume=resume)  # type: ignore[arg-type]
+        outcome = run_parent(spec, seeds, options, parallel=not args.sequential, resume=resume)
     except DataError as error:
         _error(f"{args.spec}: {error}")
         return EXIT_INVALID
     except KeyboardInterrupt:
         _error("interrupted; the parent run and the current child run are marked KILLED")
         return 130
-    print_summary(spec.name, outcome)  # type: ignore[attr-defined]
+    print_summary(spec.name, outcome)
     if args.metrics_out:
         write_metrics(args.metrics_out, outcome.metrics)
     return 0
@@ -438,11 +448,11 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     return command(
         args.spec,
         args.sets,
-        (args.start, args.end, args.steps, args.divergence),
-        args.out,
-        args.device,
-        None if args.no_track else args.tracking_uri or "",
-        args.experiment,
+        sweep=(args.start, args.end, args.steps, args.divergence),
+        out=args.out,
+        device=args.device,
+        uri=None if args.no_track else args.tracking_uri or "",
+        experiment=args.experiment,
     )
 
 
@@ -479,8 +489,11 @@ _PLAIN_ERRORS = (
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    from runner.runtime.warning_lines import as_lines
+
     try:
-        return handler(args)
+        with as_lines():  # the library's warnings, as one line each
+            return handler(args)
     except Exception as error:
         for module, name, status in _PLAIN_ERRORS:
             # Each comes only from its module, imported by then (`validate` imports neither).

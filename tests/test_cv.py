@@ -175,7 +175,7 @@ def test_a_stopped_run_is_killed_not_failed(write_spec: Callable[..., Path], mig
         raise RunStopped(f"pruned after fold {index}")
 
     with pytest.raises(RunStopped):
-        run_cv(load_spec(cv_spec(write_spec)), RunOptions(tracking_uri=migrated_tracking_uri, quiet=True), prune)
+        run_cv(load_spec(cv_spec(write_spec)), RunOptions(tracking_uri=migrated_tracking_uri, quiet=True), on_fold_end=prune)
     parent = next(r for r in runs_of(migrated_tracking_uri) if "mlflow.parentRunId" not in r.data.tags)
     assert parent.info.status == "KILLED" and parent.data.tags["specrun.stopped"] == "pruned after fold 0"
 

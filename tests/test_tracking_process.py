@@ -17,6 +17,7 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
+from runner.runtime.warning_lines import SpecrunWarning, as_lines
 from runner.tracking.process import ABANDONED, TrackingError, TrackingProcess
 
 from .conftest import subprocess_env, wait_gone
@@ -180,6 +181,10 @@ def test_without_a_process_to_be_had_mlflow_stays_in_the_runner(
     monkeypatch.setattr(tracking_process, "TrackingProcess", refuse)
     monkeypatch.setattr(tracking, "_process", None)
     monkeypatch.delenv("SPECRUN_TRACKING_PROCESS", raising=False)
-    tracking.start_tracking_process()
-    assert tracking._process is None and "MLflow runs in this process" in capsys.readouterr().err
+    with pytest.warns(SpecrunWarning, match="no tracking process .*; MLflow runs in this process"):
+        tracking.start_tracking_process()
+    assert tracking._process is None
+    with as_lines():  # what the runner command shows of it
+        tracking.start_tracking_process()
+    assert "runner: warning: no tracking process" in capsys.readouterr().err
     assert type(tracking.store()).__name__ == "MlflowStore"

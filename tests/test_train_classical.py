@@ -38,7 +38,7 @@ def trained(write_spec: Callable[..., Path], extra: str = "", **parts: str) -> t
     spec = load_spec(write_spec(text + extra))
     data = prepare(spec)
     pipeline = build(spec, data, torch.device("cpu"))
-    return pipeline, train_one(pipeline, spec.train, spec.seed, _Quiet())
+    return pipeline, train_one(pipeline, spec.train, seed=spec.seed, reporter=_Quiet())
 
 
 def test_closed_form_model_is_fitted_once_without_gradient_steps(write_spec: Callable[..., Path]) -> None:

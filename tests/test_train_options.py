@@ -40,7 +40,7 @@ def _pipeline(spec: Spec) -> Pipeline:
 def _train(write_spec: Callable[..., Path], text: str, *sets: str) -> tuple[Pipeline, dict[str, float]]:
     spec = load_spec(write_spec(text), sets)
     pipeline = _pipeline(spec)
-    result = train_one(pipeline, spec.train, spec.seed, NullTracker())
+    result = train_one(pipeline, spec.train, seed=spec.seed, reporter=NullTracker())
     return pipeline, result.test
 
 

@@ -182,7 +182,7 @@ def command(action: str, sources: Sequence[str], out_dir: Path, sets: Sequence[s
     """``runner data add|materialize``: exit 0, or 2 when a request cannot be carried out."""
     try:
         if action == "materialize":
-            written, done = [materialize(name, out_dir, sets) for name in sources], []
+            written, done = [materialize(name, out_dir, sets) for name in sources], list[str]()
         else:
             written, done = add(sources, out_dir, sets, remote_url)
     except (DataCommandError, KeyError) as error:

@@ -64,7 +64,7 @@ def describe_field(name: str, info: FieldInfo) -> str:
     default = (
         "required"
         if info.default is PydanticUndefined and info.default_factory is None
-        else (repr(info.default) if info.default_factory is None else repr(info.default_factory()))
+        else repr(info.get_default(call_default_factory=True, validated_data={}))
     )
     text = f"{name}: {annotation} = {default}"
     return f"{text}  {info.description}" if info.description else text

@@ -10,6 +10,7 @@ one after another; the parent's tags say which and why.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import shutil
@@ -123,6 +124,7 @@ class Member:
 def run_cv(
     spec: Spec,
     options: RunOptions,
+    *,
     on_fold_end: FoldCallback | None = None,
     parallel: bool = True,
     resume: MembersResume | None = None,
@@ -144,7 +146,7 @@ def run_cv(
                 fold.index,
                 f"fold-{fold.index}",
                 spec,
-                lambda fold=fold: prepare_rows(spec, loaded, fold.train, fold.val, fold.test),
+                functools.partial(prepare_rows, spec, loaded, fold.train, fold.val, fold.test),
                 {record.FOLD: str(fold.index)},
             )
         )
@@ -154,7 +156,17 @@ def run_cv(
         tags[record.CV_INNER] = spec.data.split.inner.type
         parallel = False
     dataset = _dataset_input(spec, loaded.table, loaded.fingerprint, {"folds": len(members)})
-    return run_members(spec, members, options, loaded.fingerprint, tags, on_fold_end, parallel, resume, dataset)
+    return run_members(
+        spec,
+        members,
+        options,
+        data_sha256=loaded.fingerprint,
+        tags=tags,
+        on_member_end=on_fold_end,
+        parallel=parallel,
+        resume=resume,
+        dataset=dataset,
+    )
 
 
 def run_seeds(spec: Spec, seeds: int, options: RunOptions, parallel: bool = True, resume: MembersResume | None = None) -> CVOutcome:
@@ -165,12 +177,26 @@ def run_seeds(spec: Spec, seeds: int, options: RunOptions, parallel: bool = True
         member_spec = spec.model_copy(update={"seed": spec.seed + i})
         members.append(
             Member(
-                i, f"seed-{member_spec.seed}", member_spec, lambda s=member_spec: prepare(s), {record.MEMBER_SEED: str(member_spec.seed)}
+                i,
+                f"seed-{member_spec.seed}",
+                member_spec,
+                functools.partial(prepare, member_spec),
+                {record.MEMBER_SEED: str(member_spec.seed)},
             )
         )
     first = members[0].prepared()  # also rejects bad data before a run exists
     dataset = _dataset_input(spec, first.table, first.fingerprint, {"seeds": seeds})
-    return run_members(spec, members, options, first.fingerprint, {record.SEEDS: str(seeds)}, None, parallel, resume, dataset)
+    return run_members(
+        spec,
+        members,
+        options,
+        data_sha256=first.fingerprint,
+        tags={record.SEEDS: str(seeds)},
+        on_member_end=None,
+        parallel=parallel,
+        resume=resume,
+        dataset=dataset,
+    )
 
 
 def _dataset_input(spec: Spec, table: Table, fingerprint: str, usage: dict[str, int]) -> dict[str, Any]:
@@ -206,6 +232,7 @@ def run_members(
     spec: Spec,
     members: list[Member],
     options: RunOptions,
+    *,
     data_sha256: str,
     tags: dict[str, str],
     on_member_end: FoldCallback | None = None,
@@ -222,7 +249,9 @@ def run_members(
         check_same_data(resume.run_id, resume.data_sha256, data_sha256)
     with tempfile.TemporaryDirectory(prefix="specrun-") as scratch:
         folder = Path(scratch)  # outlives the parent run: its files are logged without waiting
-        parent = _parent_run(spec, options, data_sha256, {**tags, record.CV_PARALLEL: str(parallel).lower()}, folder, resume)
+        parent = _parent_run(
+            spec, options, data_sha256=data_sha256, tags={**tags, record.CV_PARALLEL: str(parallel).lower()}, folder=folder, resume=resume
+        )
         if resume is None and dataset is not None:
             parent.log_dataset(dataset)
         # Ctrl-C or SIGTERM during batched training, or between members, ends the parent KILLED.
@@ -232,12 +261,12 @@ def run_members(
                 fresh = [m for m in members if m.index not in kept and m.index not in continued]
                 mode, reason, results = "sequential", "fold-parallel training is off", None
                 if parallel and len(fresh) > 1:
-                    mode, reason, results = _train_batch(spec, fresh, options, parent, resume, interrupts)
+                    mode, reason, results = _train_batch(spec, fresh, options, parent=parent, resume=resume, interrupts=interrupts)
                 parent.set_tags({record.CV_MODE: mode, record.CV_MODE_REASON: reason})
                 outcomes = []
                 for member in members:
                     outcome = kept.get(member.index) or _member_run(
-                        member, options, parent.run_id, mode, results, continued.get(member.index)
+                        member, options, parent_run_id=parent.run_id, mode=mode, results=results, resume=continued.get(member.index)
                     )
                     outcomes.append(outcome)
                     if not options.quiet:
@@ -263,6 +292,7 @@ def _train_batch(
     spec: Spec,
     fresh: list[Member],
     options: RunOptions,
+    *,
     parent: Tracker,
     resume: MembersResume | None,
     interrupts: Interrupts,
@@ -301,7 +331,7 @@ def _batch_state(resume: MembersResume | None, fresh: list[Member]) -> dict[str,
 
 
 def _parent_run(
-    spec: Spec, options: RunOptions, data_sha256: str, tags: dict[str, str], folder: Path, resume: MembersResume | None
+    spec: Spec, options: RunOptions, *, data_sha256: str, tags: dict[str, str], folder: Path, resume: MembersResume | None
 ) -> Tracker:
     """The parent run: created with the resolved spec (what ``--resume`` starts from), or reopened."""
     if not options.track:
@@ -354,6 +384,7 @@ def _earlier_members(members: list[Member], resume: MembersResume | None) -> tup
 def _member_run(
     member: Member,
     options: RunOptions,
+    *,
     parent_run_id: str | None,
     mode: str,
     results: batched.Trained | None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from runner.results import figures, logged_model
 from runner.runtime import determinism, distributed, gc_policy
 from runner.runtime.interrupts import Interrupts
 from runner.runtime.progress import progress_for
+from runner.runtime.warning_lines import warn
 from runner.spec.schema import Spec
 from runner.tracking import provenance, record
 from runner.tracking.dataset_input import dataset_row
@@ -163,7 +163,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
             uri,
             options.experiment or spec.tracking.experiment or spec.name,
             run_name=options.run_name or spec.tracking.run_name,
-            tags=_run_tags(spec, spec_sha256, data, data_files, device, pipeline.loader, options),
+            tags=_run_tags(spec, spec_sha256, data, data_files=data_files, device=device, loader=pipeline.loader, options=options),
             parent_run_id=options.parent_run_id,
         )
     parameters = sum(p.numel() for p in pipeline.model.parameters() if p.requires_grad)
@@ -196,7 +196,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
                     if options.trainer is not None:
                         result = options.trainer(pipeline, reporter)
                     else:
-                        result = train_one(pipeline, spec.train, spec.seed, reporter, writer, state)
+                        result = train_one(pipeline, spec.train, seed=spec.seed, reporter=reporter, save_checkpoint=writer, resume=state)
                 if writer is not None:
                     writer.close()
                 metrics = final_metrics(result)
@@ -231,7 +231,7 @@ def _log_model_for_use(spec: Spec, pipeline: Pipeline, data: PreparedData, workd
         logged_model.save(logged_model.served_model(spec, pipeline, data), np.ascontiguousarray(data.table.x[:5]), directory)
     except Exception as error:
         reason = f"the model could not be logged for use ({type(error).__name__}: {error})"[:1000]
-        print(f"runner: warning: {reason}; its weights are in model/weights.pt", file=sys.stderr)
+        warn(f"{reason}; its weights are in model/weights.pt")
         tracker.set_tags({record.MODEL_ERROR: reason})
         return None
     tracker.log_artifact(directory, record.MODEL_DIR, kept=True)
@@ -242,6 +242,7 @@ def _run_tags(
     spec: Spec,
     spec_sha256: str,
     data: PreparedData,
+    *,
     data_files: list[file_records.DataFile],
     device: torch.device,
     loader: str,

@@ -79,7 +79,8 @@ def deferred() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         for signum in held:
-            if callable(previous[signum]):
-                previous[signum](signum, None)  # type: ignore[operator]
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
             else:  # SIG_DFL: as the signal would have done, now
                 os.kill(os.getpid(), signum)

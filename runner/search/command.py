@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial
 from runner.results.report import write_metrics
 from runner.runs.experiment import RunOptions
 from runner.runtime.interrupts import Interrupts, Terminated
+from runner.runtime.warning_lines import warn
 from runner.search import best, view
 from runner.search import storage as storages
 from runner.search.objective import Context
@@ -78,10 +79,9 @@ def prepare(args: SearchArgs, spec: Spec) -> Prepared:
         parent = study.user_attrs.get(PARENT_ATTR)
         if parent is not None and not run_exists(uri, parent):
             # The study outlived its runs: another tracking URI, or mlflow.db deleted.
-            print(
-                f"runner: warning: study {name!r}'s parent run {parent} is not in {uri} (run with another "
-                "tracking URI, or deleted); its trials from now on go under a new parent run",
-                file=sys.stderr,
+            warn(
+                f"study {name!r}'s parent run {parent} is not in {uri} (run with another tracking URI, or "
+                "deleted); its trials from now on go under a new parent run"
             )
             parent = None
         if parent is None:
@@ -143,7 +143,7 @@ def _search(args: SearchArgs, spec: Spec, prepared: Prepared) -> int:
     n_trials = trial_budget(spec.search, args.n_trials or spec.search.n_trials)
     timeout = args.timeout or spec.search.timeout
     if args.worker_index is not None:
-        work(prepared.study, prepared.url, prepared.context, n_trials, timeout)
+        work(prepared.study, prepared.url, prepared.context, n_trials=n_trials, timeout=timeout)
         return 0
     metrics, directions = metrics_of(spec.search), directions_of(spec.search)
     steps = "folds" if spec.data.split.is_cv else "epochs"  # what a trial reports its progress by
@@ -152,7 +152,7 @@ def _search(args: SearchArgs, spec: Spec, prepared: Prepared) -> int:
             if args.workers > 1:
                 status = _run_workers(args, prepared, live)
             else:
-                work(prepared.study, prepared.url, prepared.context, n_trials, timeout, live.refresh)
+                work(prepared.study, prepared.url, prepared.context, n_trials=n_trials, timeout=timeout, on_trial_end=live.refresh)
                 status = 0
     except KeyboardInterrupt:
         # A study of this machine alone stops with it; a shared one goes on on other machines.
@@ -166,7 +166,8 @@ def _search(args: SearchArgs, spec: Spec, prepared: Prepared) -> int:
         console.print("no trial completed; no best.yaml written")
         counts = best.summary_counts(prepared.study)
         reason = "no trial completed (" + ", ".join(f"{n:.0f} {state.removeprefix('trials/')}" for state, n in counts.items()) + ")"
-        MlflowTracker.reopen(prepared.uri, prepared.context.parent_run_id, {record.ERROR: reason}).end("FAILED")
+        if prepared.context.parent_run_id is not None:
+            MlflowTracker.reopen(prepared.uri, prepared.context.parent_run_id, {record.ERROR: reason}).end("FAILED")
         return 1
     previous = prepared.study.user_attrs.get("best_run_id")
     path = best.write_best(prepared.context, args.spec_file, winner, args.best_out)

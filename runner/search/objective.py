@@ -137,7 +137,7 @@ def _kfold_objective(trial: optuna.Trial, context: Context, spec: Spec, metric: 
             raise TrialStopped(f"pruned by the search after fold {fold} ({metric} mean {statistics.fmean(scores):.6g})")
 
     report: Callable[[int, dict[str, float]], None] = on_fold_end
-    outcome = run_cv(spec, trial_options(context, trial, []), report, parallel=not prune)
+    outcome = run_cv(spec, trial_options(context, trial, []), on_fold_end=report, parallel=not prune)
     trial.set_user_attr("mlflow_run_id", getattr(outcome, "run_id", None))
     trial.set_user_attr("fold_scores", scores)
     return statistics.fmean(scores)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from runner.search.space import grid
 from runner.spec.schema import Spec
@@ -18,7 +18,7 @@ def metrics_of(search: SearchSpec) -> list[str]:
     return search.metric if isinstance(search.metric, list) else [search.metric]
 
 
-def directions_of(search: SearchSpec) -> list[str]:
+def directions_of(search: SearchSpec) -> list[Literal["minimize", "maximize"]]:
     return search.direction if isinstance(search.direction, list) else [search.direction]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -56,7 +57,7 @@ def trials_table(study: optuna.Study, metric_names: list[str], last: int = 20, s
     return _table(f"study {study.study_name}: {len(study.get_trials(deepcopy=False))} trials", trials, metric_names, steps)
 
 
-def top_table(study: optuna.Study, metric_names: list[str], directions: list[str], k: int = 5, steps: str = "epochs") -> Table:
+def top_table(study: optuna.Study, metric_names: list[str], directions: Sequence[str], k: int = 5, steps: str = "epochs") -> Table:
     """The ``k`` best complete trials by the first objective."""
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     reverse = directions[0] == "maximize"

@@ -102,6 +102,7 @@ def work(
     study: optuna.Study,
     url: storages.StorageUrl,
     context: Context,
+    *,
     n_trials: int,
     timeout: float | None = None,
     on_trial_end: Callable[[optuna.Study], None] = lambda study: None,

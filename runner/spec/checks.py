@@ -221,7 +221,7 @@ def check_glm_family_fits_loss(spec: Spec) -> Iterator[Finding]:
     from registry.models_linear import FAMILY_LOSSES
 
     family = getattr(spec.model, "family", None)
-    if spec.model.type == "glm" and spec.loss.type not in FAMILY_LOSSES[family]:
+    if spec.model.type == "glm" and isinstance(family, str) and spec.loss.type not in FAMILY_LOSSES[family]:
         yield ("loss", "type"), f"a {family} GLM is fitted by {' or '.join(FAMILY_LOSSES[family])}, not {spec.loss.type!r}"
 
 

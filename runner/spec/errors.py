@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-Key = str | int
+#: A mapping key (YAML allows numbers as keys) or a list index.
+Key = str | int | float
 Path = tuple[Key, ...]
 
 

@@ -8,7 +8,7 @@ torch or mlflow.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -96,7 +96,7 @@ def with_overrides(spec: Spec, values: dict[str, Any], written: dict[str, Any] |
     return validate_data(Source(data=data))
 
 
-def _problems_behind_misspelt_types(errors: list[dict[str, Any]], source: Source) -> list[Problem]:
+def _problems_behind_misspelt_types(errors: Sequence[Mapping[str, Any]], source: Source) -> list[Problem]:
     """Also check a block whose ``type`` is misspelt against the likely intended component."""
     fixes = suggested_types(errors, source)
     if not fixes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,7 +48,12 @@ def field_names(model: type[BaseModel], data: Any, path: Path) -> list[str]:
             annotation = field.annotation
         else:
             annotation = _item_type(annotation)
-        node = node[key] if isinstance(node, (dict, list)) else None
+        if isinstance(node, dict):
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int):
+            node = node[key]
+        else:
+            node = None
     annotation = _member_for(annotation, node)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return list(annotation.model_fields)
@@ -95,9 +101,9 @@ def _quoted(text: str) -> list[str]:
     return re.findall(r"'([^']*)'", text)
 
 
-def problems_from(errors: list[dict[str, Any]], source: Source, model: type[BaseModel]) -> list[Problem]:
+def problems_from(errors: Sequence[Mapping[str, Any]], source: Source, model: type[BaseModel]) -> list[Problem]:
     """One problem per offending value; alternatives of a union are merged into one message."""
-    grouped: dict[tuple[Path, str], list[dict[str, Any]]] = {}
+    grouped: dict[tuple[Path, str], list[Mapping[str, Any]]] = {}
     for error in errors:
         path = data_path(source.data, tuple(error["loc"]))
         kind = error["type"]
@@ -146,12 +152,12 @@ def _kind_at(path: Path) -> str:
     return "component"
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     text = str(error["msg"])
     return text.removeprefix("Value error, ")
 
 
-def suggested_types(errors: list[dict[str, Any]], source: Source) -> dict[Path, str]:
+def suggested_types(errors: Sequence[Mapping[str, Any]], source: Source) -> dict[Path, str]:
     """For each unknown component name with a close match, the path of its block and the match."""
     fixes = {}
     for error in errors:

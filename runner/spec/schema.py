@@ -126,11 +126,11 @@ class SplitSpec(Strict):
     )
     val: Literal[0] | Count | Fraction = Field(0, description="Validation part for early stopping and selection; 0 for none.")
     stratify: bool = Field(False, description="Keep class proportions in every holdout part (classification only).")
-    folds: FoldsSpec | None = Field(  # type: ignore[valid-type]
+    folds: FoldsSpec | None = Field(
         None,
         description="Cross-validation: one run per fold, each testing on its held-out fold (k-fold, stratified, repeated, leave-one-out, group, time series).",
     )
-    inner: FoldsSpec | None = Field(  # type: ignore[valid-type]
+    inner: FoldsSpec | None = Field(
         None, description="Nested CV: folds of each outer fold's training rows that select the epoch count by early stopping."
     )
 
@@ -282,7 +282,7 @@ def refresh_component_fields() -> None:
     union of component types when the class is made, so the fields are retyped and rebuilt."""
     data_fields = DataSpec.__pydantic_fields__
     data_fields["dataset"].annotation = Annotated[registry.DATASETS.field_type(), BeforeValidator(_dataset_shorthand)]  # type: ignore[assignment]
-    data_fields["transforms"].annotation = list[registry.TRANSFORMS.field_type()]  # type: ignore[misc]
+    data_fields["transforms"].annotation = list[registry.TRANSFORMS.field_type()]  # type: ignore[misc, assignment]
     DataSpec.model_rebuild(force=True)
     fields = Spec.__pydantic_fields__
     fields["data"].annotation = DataSpec
@@ -290,8 +290,8 @@ def refresh_component_fields() -> None:
     fields["loss"].annotation = registry.LOSSES.field_type()
     fields["regularizer"].annotation = Annotated[registry.REGULARIZERS.field_type(), BeforeValidator(_regularizer_shorthand)] | None  # type: ignore[assignment]
     fields["optimizer"].annotation = registry.OPTIMIZERS.field_type()
-    fields["scheduler"].annotation = registry.SCHEDULERS.field_type() | None  # type: ignore[assignment]
-    fields["metrics"].annotation = list[registry.METRICS.field_type()]  # type: ignore[misc]
+    fields["scheduler"].annotation = registry.SCHEDULERS.field_type() | None
+    fields["metrics"].annotation = list[registry.METRICS.field_type()]  # type: ignore[misc, assignment]
     Spec.model_rebuild(force=True)
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.runtime.interrupts import deferred
+from runner.runtime.warning_lines import as_lines, warn
 from runner.tracking.errors import TrackingError
 from runner.tracking.store import MetricRow, MlflowStore, Pair, import_mlflow
 
@@ -144,7 +145,7 @@ class TrackingProcess:
         return TrackingError(f"the tracking process is gone (exit code {self._process.poll()})")
 
     def limits(self) -> tuple[int, int]:
-        return tuple(self._kept_answer(self._limits))  # type: ignore[return-value]
+        return tuple(self._kept_answer(self._limits))
 
     def open_store(self, uri: str) -> None:
         self._call("open_store", uri)
@@ -243,7 +244,7 @@ def serve(connection: Connection, abandoned: str = ABANDONED) -> None:
         except EOFError:  # the runner died without closing
             break
         except Exception as error:  # a message torn by an interrupt: nothing after it can be read
-            print(f"specrun: warning: the tracking process lost the runner's thread ({error})", file=sys.stderr)
+            warn(f"the tracking process lost the runner's thread ({error})")
             break
         awaited = name not in UNAWAITED
         if name == "close":
@@ -266,12 +267,13 @@ def serve(connection: Connection, abandoned: str = ABANDONED) -> None:
         elif not ok and unreported is None:
             unreported = value
     if unreported is not None:
-        print(f"specrun: warning: MLflow failed to record part of a run: {unreported}", file=sys.stderr)
+        warn(f"MLflow failed to record part of a run: {unreported}")
     store.end_open_runs(abandoned)
 
 
 if __name__ == "__main__":
-    serve(Connection(int(sys.argv[1])), sys.argv[2])
+    with as_lines():  # its stderr is the runner's
+        serve(Connection(int(sys.argv[1])), sys.argv[2])
     # Every call was carried out and answered: skip the interpreter's teardown of MLflow and
     # SQLAlchemy (~0.7 s), which the runner would otherwise wait for before it can exit.
     sys.stderr.flush()

@@ -11,11 +11,11 @@ import contextlib
 import fcntl
 import logging
 import os
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from runner.runtime.warning_lines import warn
 from runner.tracking import db_lock, record
 
 #: ``(key, value, timestamp in ms, step)``, as ``mlflow.entities.Metric`` takes them.
@@ -239,10 +239,7 @@ class MlflowStore:
                 # and the dataset is there for the next attempt.
                 if attempt + 1 == _DATASET_ATTEMPTS:
                     # Metadata the run can do without (an old tracking server lacks the call).
-                    print(
-                        f"specrun: warning: run {run_id}: its dataset input was not logged ({type(error).__name__}: {error})",
-                        file=sys.stderr,
-                    )
+                    warn(f"run {run_id}: its dataset input was not logged ({type(error).__name__}: {error})")
                     return
                 time.sleep(0.05 * (attempt + 1))
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from runner.runtime.warning_lines import warn
 from runner.tracking import record
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def start_tracking_process(abandoned: str | None = None) -> None:
     try:
         process = TrackingProcess() if abandoned is None else TrackingProcess(abandoned)
     except OSError as error:  # no process to be had (limits, a sandbox): MLflow stays here
-        print(f"specrun: warning: no tracking process ({error}); MLflow runs in this process", file=sys.stderr)
+        warn(f"no tracking process ({error}); MLflow runs in this process")
         return
     atexit.register(process.close)  # waits for the last writes
     _process = process
@@ -218,6 +218,7 @@ class MlflowTracker:
         self,
         uri: str,
         experiment: str,
+        *,
         run_name: str | None = None,
         tags: dict[str, str] | None = None,
         parent_run_id: str | None = None,

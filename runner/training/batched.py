@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import registry
+from registry.regularizers import Constraint
 from runner.runtime import determinism, distributed, gc_policy
 from runner.spec.schema import Spec
 from runner.training import checkpoint
@@ -67,7 +68,7 @@ def pipeline_reason(pipelines: list[Pipeline]) -> str | None:
     first = pipelines[0]
     if hasattr(first.model, "fit_closed_form"):
         return "the model is solved in closed form, not trained by steps"
-    if hasattr(first.penalty, "after_step"):
+    if isinstance(first.penalty, Constraint):
         return "a constraint regularizer (decoupled decay, max-norm) acts on each member's weights between steps"
     for name, _ in first.model.named_buffers():
         return f"the model has buffer {name!r} (e.g. batch norm running statistics), which vmap cannot update per member"
@@ -121,7 +122,7 @@ def try_batched(
     try:
         gc_policy.settle()
         seeds, names = [m.spec.seed for m in members], [m.name for m in members]
-        results, how = train_batched(pipelines, spec, seeds, reporters, names, checkpoints)
+        results, how = train_batched(pipelines, spec, seeds=seeds, reporters=reporters, names=names, checkpoints=checkpoints)
     except NonFiniteLoss:
         raise
     except (RuntimeError, NotImplementedError) as error:  # an op vmap cannot batch
@@ -252,6 +253,7 @@ def _weights_of(params: dict[str, torch.Tensor], member: int) -> dict[str, torch
 def train_batched(
     pipelines: list[Pipeline],
     spec: Spec,
+    *,
     seeds: list[int],
     reporters: Sequence[Any] = (),
     names: Sequence[str] = (),
@@ -268,10 +270,12 @@ def train_batched(
     # 1) Stacked parameters with one optimizer and schedule for all members: batched layers
     #    when the model is a chain of them, else vmap over a functional call of the model.
     layered = stacked_layers([p.model for p in pipelines])
+    params: dict[str, torch.Tensor]
     if layered is not None:
-        params = dict(layered.named_parameters())
+        params = {name: param for name, param in layered.named_parameters()}
     else:
-        params, _ = torch.func.stack_module_state([p.model for p in pipelines])
+        stacked_state, _ = torch.func.stack_module_state([p.model for p in pipelines])
+        params = {name: param for name, param in stacked_state.items()}
     stacked = list(params.values())
     optimizer = registry.OPTIMIZERS.get(spec.optimizer.type).builder(spec.optimizer, stacked)
     for group in optimizer.param_groups:  # few large tensors: one multi-tensor kernel per op
@@ -325,7 +329,7 @@ def train_batched(
             "epoch": epoch,
             "params": dict(params),
             "optimizer": optimizer.state_dict(),
-            "scheduler": None if scheduler is None else scheduler.state_dict(),  # type: ignore[attr-defined]
+            "scheduler": None if scheduler is None else scheduler.state_dict(),
             "generators": [g.get_state() for g in generators],
             "stopping": [None if s is None else [s.best, s.best_epoch, s.waited] for s in stopping],
             "best": list(best),
@@ -339,11 +343,11 @@ def train_batched(
     saved = checkpoints.resume if checkpoints is not None else None
     if saved is not None:
         with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(saved["params"][name])
+            for name, param in params.items():
+                param.copy_(saved["params"][name])
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None and saved["scheduler"] is not None:
-            scheduler.load_state_dict(saved["scheduler"])  # type: ignore[attr-defined]
+            scheduler.load_state_dict(saved["scheduler"])
         for generator, generator_state in zip(generators, saved["generators"]):
             generator.set_state(generator_state)
         for stop, stop_state in zip(stopping, saved["stopping"]):
@@ -385,7 +389,7 @@ def train_batched(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if scheduler is not None and interval == "step":
-                scheduler.step()  # type: ignore[attr-defined]
+                scheduler.step()
             losses_per_step.append(losses.detach())
 
         # 4) Non-finite losses or weights of a member still training stop the run, as in train_one.
@@ -401,7 +405,7 @@ def train_batched(
                 raise NonFiniteLoss(epoch, steps, f"weights of {names[f]}")
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None and interval == "epoch":
-            scheduler.step()  # type: ignore[attr-defined]
+            scheduler.step()
 
         # 5) Validation of all members by one forward; each member still training is scored
         #    on its own rows. A member that stops keeps its weights of that epoch.
@@ -438,10 +442,11 @@ def train_batched(
         weights_epoch = epoch
         weights = final[f] or _weights_of(params, f)
         es = settings.early_stopping
-        if stop is not None and es is not None and es.restore_best and best[f]:
-            weights = best[f]
+        best_weights = best[f]
+        if stop is not None and es is not None and es.restore_best and best_weights:
+            weights = best_weights
             weights_epoch = stop.best_epoch or epoch
-        pipeline.model.load_state_dict(weights)  # type: ignore[arg-type]
+        pipeline.model.load_state_dict(weights)
         test = evaluate(pipeline, pipeline.test, "test")
         result = RunResult(epoch, None if stop is None else stop.best_epoch, weights_epoch, stopped_early, test, history[f])
         out.append((result, copy.deepcopy(pipeline.model.state_dict())))

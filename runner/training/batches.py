@@ -82,7 +82,7 @@ def _as_is(batch: Any) -> Any:
 class Batches:
     """An epoch's ``(x, y)`` batches of one part, in the order given, on ``device``."""
 
-    def __init__(self, part: Tensors, batch_size: int, loader: str, workers: int, device: torch.device, seed: int) -> None:
+    def __init__(self, part: Tensors, batch_size: int, *, loader: str, workers: int, device: torch.device, seed: int) -> None:
         self.part, self.batch_size, self.device = part, batch_size, device
         self.loader: torch.utils.data.DataLoader | None = None
         if loader == "dataloader":

@@ -21,7 +21,6 @@ import math
 import os
 import random
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from runner.runtime.warning_lines import warn
 from runner.tracking import record
 from runner.training import packing
 
@@ -52,7 +52,7 @@ def rng_state(order_rng: torch.Generator) -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
+        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
         "python": {"version": version, "state": torch.from_numpy(np.array(internal, dtype=np.int64)), "gauss": python_gauss},
         "order": order_rng.get_state(),
     }
@@ -101,7 +101,7 @@ def capture(
         "epoch": epoch,
         "model": pipeline.model.state_dict(),
         "optimizer": pipeline.optimizer.state_dict(),
-        "scheduler": None if scheduler is None else scheduler.state_dict(),  # type: ignore[attr-defined]
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
         "rng": rng_state(order_rng),
         "order": order.cpu(),
         "early_stopping": None
@@ -125,7 +125,7 @@ def restore(
     pipeline.model.load_state_dict(state["model"])
     pipeline.optimizer.load_state_dict(state["optimizer"])
     if pipeline.scheduler is not None and state["scheduler"] is not None:
-        pipeline.scheduler.load_state_dict(state["scheduler"])  # type: ignore[attr-defined]
+        pipeline.scheduler.load_state_dict(state["scheduler"])
     if stopping is not None and state["early_stopping"] is not None:
         es = state["early_stopping"]
         stopping.best, stopping.best_epoch, stopping.waited = es["best"], es["best_epoch"], es["waited"]
@@ -251,8 +251,4 @@ class CheckpointWriter:
             self._cond.notify_all()
         self._thread.join()
         if self._error is not None:
-            print(
-                f"specrun: warning: a checkpoint could not be saved or logged to MLflow ({self._error}); "
-                f"the newest local copy is {self.path}",
-                file=sys.stderr,
-            )
+            warn(f"a checkpoint could not be saved or logged to MLflow ({self._error}); the newest local copy is {self.path}")

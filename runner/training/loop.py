@@ -13,10 +13,11 @@ import functools
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 
+from registry.regularizers import Constraint
 from runner.runtime import determinism, distributed
 from runner.spec.checks import class_index
 from runner.spec.schema import TrainSpec
@@ -128,6 +129,7 @@ def _maximize(monitor: str, pipeline: Pipeline, mode: str) -> bool:
 def train_one(
     pipeline: Pipeline,
     settings: TrainSpec,
+    *,
     seed: int,
     reporter: Reporter,
     save_checkpoint: Callable[[dict[str, Any]], None] | None = None,
@@ -166,9 +168,9 @@ def train_one(
         model.compile()
     net = distributed.wrap(model, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if settings.precision == "bf16" else nullcontext()
-    batches = Batches(pipeline.train, pipeline.batch_size, pipeline.loader, settings.workers, device, seed)
+    batches = Batches(pipeline.train, pipeline.batch_size, loader=pipeline.loader, workers=settings.workers, device=device, seed=seed)
     acc = settings.accumulate
-    constraint = pipeline.penalty if hasattr(pipeline.penalty, "after_step") else None
+    constraint = pipeline.penalty if isinstance(pipeline.penalty, Constraint) else None
     closure_step = isinstance(optimizer, torch.optim.LBFGS)
 
     epoch = start
@@ -205,14 +207,15 @@ def train_one(
                 if constraint is not None:
                     constraint.before_step(model, lr_now)
                 if closure_step:  # L-BFGS re-evaluates the batch's objective itself
-                    optimizer.step(functools.partial(_objective, net, head, pipeline, model, x, y))
+                    # torch types a closure's loss as a float; L-BFGS takes the loss tensor itself.
+                    optimizer.step(cast(Callable[[], float], functools.partial(_objective, net, head, pipeline, model, x, y)))
                 else:
                     optimizer.step()
                 if constraint is not None:
                     constraint.after_step(model, lr_now)
                 optimizer.zero_grad(set_to_none=True)
                 if pipeline.scheduler is not None and pipeline.scheduler_interval == "step":
-                    pipeline.scheduler.step()  # type: ignore[attr-defined]
+                    pipeline.scheduler.step()
             batch_losses.append(loss.detach())
             if pipeline.penalty is not None:
                 batch_objectives.append(objective.detach())
@@ -231,7 +234,7 @@ def train_one(
             raise NonFiniteLoss(epoch, len(batch_rows), "weights")
         lr = optimizer.param_groups[0]["lr"]
         if pipeline.scheduler is not None and pipeline.scheduler_interval == "epoch":
-            pipeline.scheduler.step()  # type: ignore[attr-defined]
+            pipeline.scheduler.step()
 
         metrics = {"train/loss": loss_total / rows, "lr": float(lr)}
         if pipeline.val is not None:

@@ -39,6 +39,7 @@ class RangeTest:
 
 def range_test(
     spec: Spec,
+    *,
     start: float = 1e-6,
     end: float = 10.0,
     steps: int = 100,
@@ -150,6 +151,7 @@ def log(result: RangeTest, spec: Spec, png: Path, uri: str, experiment: str | No
 def command(
     spec_file: Path,
     sets: Sequence[str],
+    *,
     sweep: tuple[float, float, int, float],
     out: Path,
     device: str | None,
@@ -172,7 +174,7 @@ def command(
         return 2
     try:
         spec = load_spec(spec_file, sets)
-        result = range_test(spec, start, end, steps, divergence, device=device)
+        result = range_test(spec, start=start, end=end, steps=steps, divergence=divergence, device=device)
     except SpecError as error:
         print(f"{spec_file}: invalid\n{error.render()}", file=sys.stderr)
         return 2

@@ -52,7 +52,8 @@ def pack(state: Any) -> dict[str, Any]:
     groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
     for index, leaf in enumerate(leaves):
         groups.setdefault((leaf.device, leaf.dtype), []).append(index)
-    buffers, layout = [], [None] * len(leaves)
+    buffers: list[torch.Tensor] = []
+    layout: list[list[Any] | None] = [None] * len(leaves)
     for group, indices in enumerate(groups.values()):
         offset = 0
         for index in indices:

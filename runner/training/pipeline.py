@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 import registry
 from registry import augmentations
@@ -39,7 +40,7 @@ class Pipeline:
     head: LossHead
     penalty: Penalty | None
     optimizer: torch.optim.Optimizer
-    scheduler: object | None
+    scheduler: LRScheduler | None
     scheduler_interval: str
     metrics: dict[str, MetricFn]
     higher_is_better: dict[str, bool]
@@ -58,7 +59,7 @@ class Pipeline:
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
-def output_size(data: PreparedData, loss: str, params: object = None) -> int:
+def output_size(data: PreparedData, loss: str, params: Any = None) -> int:
     """Outputs the model needs: one per class (cross-entropy), one logit (bce), one per target;
     or what the loss's ``outputs`` metadata says (one per class pair, mean and log variance, ...)."""
     meta = registry.LOSSES.get(loss).meta
@@ -101,10 +102,11 @@ def build(spec: Spec, data: PreparedData, device: torch.device) -> Pipeline:
     steps_per_epoch = batches.steps_per_epoch(n_train, batch_size, spec.train.accumulate)
     scheduler, interval = None, "epoch"
     if spec.scheduler is not None:
-        builder: Callable[..., tuple[object, str]] = registry.SCHEDULERS.get(spec.scheduler.type).builder
+        builder: Callable[..., tuple[LRScheduler, str]] = registry.SCHEDULERS.get(spec.scheduler.type).builder
         scheduler, interval = builder(spec.scheduler, optimizer, spec.train.epochs, steps_per_epoch)
 
-    metrics, figures = {}, {}
+    metrics: dict[str, MetricFn] = {}
+    figures: dict[str, Any] = {}
     for name, m in zip(spec.metric_names(), spec.metrics):
         is_figure = registry.METRICS.get(m.type).meta.get("figure", False)
         (figures if is_figure else metrics)[name] = registry.METRICS.get(m.type).builder(m, data.task)
