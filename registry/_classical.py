@@ -43,7 +43,7 @@ class LeastSquares(nn.Module):
     """w* = argmin ||Phi w - t||^2 by lstsq or the pseudo-inverse, in float64 (Lal, Notes on ML and Neural Networks; Liquet et al., sec. 2.2).
 
     Columns are scaled to unit max-abs before solving (equilibration): the solution is the
-    same, but a degree-300 monomial basis stays solvable (Lal, Notes on ML and Neural Networks reports 1e12 weights).
+    same, but a degree-300 monomial basis stays solvable (Lal's notes report 1e12 weights for it).
     """
 
     def __init__(self, basis: FixedBasis | None, in_features: int, out_features: int, bias: bool, solver: str) -> None:

@@ -14,7 +14,7 @@ class MLP(nn.Module):
     With ``hidden=[]`` this is a linear model. The head is a plain linear layer: the output
     link (sigmoid/softmax) belongs to the loss, which keeps the numerics stable. With
     ``skip`` each hidden layer after the first adds its input, h_l = phi(W h_{l-1}) + h_{l-1}
-    (Nalisnick, Deep Learning notes), through a bias-free projection U^T h_{l-1} where the width changes (Nalisnick, Deep Learning notes).
+    (Nalisnick, Deep Learning notes), through a bias-free projection U^T h_{l-1} where the width changes.
     """
 
     def __init__(

@@ -42,7 +42,7 @@ class RBFBasis(Params):
 
 
 class FourierBasis(Params):
-    """sin/cos of multiples of a base frequency per feature (Lal, Notes on ML and Neural Networks, a generic fixed basis)."""
+    """sin/cos of multiples of a base frequency per feature (a generic fixed basis: Lal, Notes on ML and Neural Networks)."""
 
     type: Literal["fourier"] = "fourier"
     terms: int = Field(..., ge=1, description="Harmonics k = 1..terms.")

@@ -89,3 +89,14 @@ def test_every_spec_the_readme_names_is_valid(capsys: pytest.CaptureFixture[str]
     specs = sorted({p for p in PATH.findall((ROOT / "README.md").read_text()) if p.startswith("specs/") and (ROOT / p).exists()})
     assert specs
     assert main(["validate", *(str(ROOT / p) for p in specs)]) == 0, capsys.readouterr().err
+
+
+def test_component_descriptions_cite_sources_a_reader_can_find(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """No line numbers of the project's text files (``004:213``, ``003 6.3``, ``catalog E9``)."""
+    monkeypatch.setenv("COLUMNS", "400")
+    assert main(["list"]) == 0
+    shown = capsys.readouterr().out
+    assert "Liquet et al." in shown and "Lal, Notes on ML and Neural Networks" in shown
+    assert re.findall(r"\b00\d[: ]\d+|\bcatalog\b|\bE\d+\b", shown) == []
+    specs = "\n".join(p.read_text() for p in sorted((ROOT / "specs").rglob("*.yaml")))
+    assert re.findall(r"\b00\d:\d+|\bcatalog E\d+", specs) == []

@@ -31,7 +31,7 @@ from runner.runtime.progress import progress_for
 from runner.spec.schema import Spec
 from runner.tracking import provenance, record
 from runner.tracking.dataset_input import dataset_row
-from runner.tracking.recorded import read_run
+from runner.tracking.past_runs import read_run
 from runner.tracking.tracker import MlflowTracker, NullTracker, Tracker, flatten, tracking_uri
 from runner.training import batched, checkpoint
 from runner.training.checkpoint import CheckpointWriter
@@ -374,8 +374,8 @@ def _earlier_members(members: list[Member], resume: MembersResume | None) -> tup
         if run_id is None:
             continue
         if status == "FINISHED":
-            recorded = read_run(resume.uri, run_id, (record.METRICS_ARTIFACT,))
-            kept[member.index] = MemberOutcome(member.index, member.name, run_id, json.loads(recorded.artifacts[record.METRICS_ARTIFACT]))
+            finished = read_run(resume.uri, run_id, (record.METRICS_ARTIFACT,))
+            kept[member.index] = MemberOutcome(member.index, member.name, run_id, json.loads(finished.artifacts[record.METRICS_ARTIFACT]))
         else:
             continued[member.index] = prepare_member(run_id, resume.uri)
     return kept, continued

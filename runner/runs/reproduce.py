@@ -22,7 +22,7 @@ from runner.spec import SpecError, validate_data
 from runner.spec.schema import Spec
 from runner.spec.yaml_source import Source
 from runner.tracking import provenance, record
-from runner.tracking.recorded import RecordedRun, read_run
+from runner.tracking.past_runs import RecordedRun, read_run
 
 if TYPE_CHECKING:
     from runner.runs.cv import CVOutcome

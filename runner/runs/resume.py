@@ -22,7 +22,7 @@ import yaml
 from runner.spec.load import validate_data
 from runner.spec.schema import Spec
 from runner.spec.yaml_source import Source
-from runner.tracking import provenance, record, recorded
+from runner.tracking import past_runs, provenance, record
 from runner.training import checkpoint
 
 
@@ -77,7 +77,7 @@ def prepare(run_id: str, uri: str, *, member: bool = False) -> tuple[Spec, Resum
     """The run's spec and where to resume it; :class:`ResumeError` when it cannot be. A
     fold's or seed's run resumes with its parent (``member``: as part of it)."""
     try:
-        found = recorded.fetch_run(uri, run_id)
+        found = past_runs.fetch_run(uri, run_id)
     except LookupError as error:
         raise ResumeError(str(error)) from error
     if found.status == "FINISHED":
@@ -87,7 +87,7 @@ def prepare(run_id: str, uri: str, *, member: bool = False) -> tuple[Spec, Resum
         raise ResumeError(f"run {run_id} is a member of run {parent}; resume that: runner run --resume {parent}")
     of_members = record.is_parent(found.tags)
     with tempfile.TemporaryDirectory(prefix="specrun-resume-") as scratch:
-        fetched = recorded.download_artifact(uri, run_id, record.SPEC_ARTIFACT, Path(scratch))
+        fetched = past_runs.download_artifact(uri, run_id, record.SPEC_ARTIFACT, Path(scratch))
         if fetched is None and of_members:
             raise ResumeError(f"run {run_id} was started by a specrun that could not resume its members; run its spec again")
         if fetched is None:
@@ -97,7 +97,7 @@ def prepare(run_id: str, uri: str, *, member: bool = False) -> tuple[Spec, Resum
     differences = provenance.environment_differences(found.tags)
     if of_members:
         seeds, parallel = record.recorded_members(found.tags)
-        children = recorded.child_runs(uri, run_id)
+        children = past_runs.child_runs(uri, run_id)
         return spec, MembersResume(
             run_id,
             uri,
@@ -134,4 +134,4 @@ def _find_checkpoint(uri: str, run_id: str) -> Path | None:
     for candidate in (local, fetched):
         if candidate.exists():
             return candidate
-    return recorded.download_artifact(uri, run_id, f"{record.CHECKPOINT_DIR}/{checkpoint.FILE}", fetched_dir)
+    return past_runs.download_artifact(uri, run_id, f"{record.CHECKPOINT_DIR}/{checkpoint.FILE}", fetched_dir)

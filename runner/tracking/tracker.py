@@ -1,6 +1,6 @@
 """How runs reach MLflow: a small ``Tracker`` protocol and its implementations.
 
-Reading past runs back (``--resume``, ``runner reproduce``) is ``recorded.py``; the names of
+Reading past runs back (``--resume``, ``runner reproduce``) is ``past_runs.py``; the names of
 what a run writes are ``record.py``.
 
 ``MlflowTracker`` writes through a ``Store``: MLflow in this process (``store.py``,
