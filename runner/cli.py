@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="runner", description="Run declarative deep-learning experiments from YAML specs.")
     parser.add_argument("--version", action="version", version=f"specrun {__version__}")
+    parser.add_argument("--debug", action="store_true", help=f"show the traceback of an unexpected error (also: {DEBUG_VARIABLE}=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check specs; exit 0 if valid, 2 if not")
@@ -483,11 +484,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 _PLAIN_ERRORS = (
     ("runner.runtime.determinism", "DeviceUnavailable", EXIT_INVALID),  # raised before anything is logged
     ("runner.tracking.errors", "TrackingError", 1),  # the run was ended as far as MLflow could take it
+    ("runner.training.loop", "NonFiniteLoss", 1),  # the run is FAILED; its checkpoint is the last good epoch's
 )
+#: ``SPECRUN_DEBUG=1`` (or ``--debug``): an unexpected error shows its traceback, for a bug report.
+DEBUG_VARIABLE = "SPECRUN_DEBUG"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """The ``runner`` command as a function: its exit status. Nothing it can be given ends in a
+    traceback: an error that is not a spec problem is one ``runner: error:`` line (exit 1),
+    with its traceback only under ``--debug`` or ``SPECRUN_DEBUG=1``."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in words or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+    args = _parser().parse_args([w for w in words if w != "--debug"])
     handler: Callable[[argparse.Namespace], int] = args.handler
     from runner.runtime.warning_lines import as_lines
 
@@ -495,13 +504,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         with as_lines():  # the library's warnings, as one line each
             return handler(args)
     except Exception as error:
+        if debug:
+            raise
         for module, name, status in _PLAIN_ERRORS:
             # Each comes only from its module, imported by then (`validate` imports neither).
             kind = getattr(sys.modules.get(module), name, None)
             if kind is not None and isinstance(error, kind):
                 _error(str(error))
                 return status
-        raise
+        from runner.spec.yaml_source import shorten
+
+        _error(f"{type(error).__name__}: {shorten(str(error), 2000)}")
+        print(f"runner: (run again with --debug, or {DEBUG_VARIABLE}=1, to see where it happened)", file=sys.stderr)
+        return 1
 
 
 def entry() -> None:

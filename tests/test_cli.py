@@ -96,14 +96,19 @@ def test_the_command_ends_quickly_with_everything_written(
     assert {"spec.resolved.yaml", "metrics.json", "model/weights.pt", "checkpoints/last.pt"} <= stored
 
 
-def test_a_run_that_raises_exits_1_with_its_traceback(write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path) -> None:
+def test_a_run_that_raises_exits_1_with_one_line_and_with_its_traceback_under_debug(
+    write_spec: Callable[..., Path], migrated_tracking_uri: str, tmp_path: Path
+) -> None:
     diverging = write_spec(
         "name: nan\ndata: {dataset: diabetes, transforms: [standardize], split: {test: 0.2}}\nmodel: linear\n"
         "loss: mse\noptimizer: {type: sgd, lr: 3.0}\ntrain: {epochs: 40, batch_size: full}\n",
         name="nan.yaml",
     )
     done = runner("run", str(diverging), "--tracking-uri", migrated_tracking_uri, cwd=tmp_path)
-    assert done.returncode == 1 and "NonFiniteLoss" in done.stderr and "Traceback" in done.stderr
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "runner: error: the training loss became NaN or infinite at epoch" in done.stderr
+    debugged = runner("--debug", "run", str(diverging), "--tracking-uri", migrated_tracking_uri, cwd=tmp_path)
+    assert debugged.returncode == 1 and "NonFiniteLoss" in debugged.stderr and "Traceback" in debugged.stderr
 
 
 def test_a_store_that_cannot_take_the_run_stops_it_with_a_plain_message(write_spec: Callable[..., Path], tmp_path: Path) -> None:

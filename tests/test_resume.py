@@ -58,7 +58,7 @@ def _runs(uri: str) -> list:
 def test_nan_fails_the_run_and_keeps_the_last_good_checkpoint(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
     spec = write_spec(DIVERGING)
     with pytest.raises(Exception, match="NaN or infinite at epoch 13, step 1"):
-        main(["run", str(spec), "--tracking-uri", tracking_uri])
+        main(["--debug", "run", str(spec), "--tracking-uri", tracking_uri])  # --debug: the exception itself
     (run,) = _runs(tracking_uri)
     assert run.info.status == "FAILED" and "epoch 13" in run.data.tags["specrun.error"]
     client = MlflowClient(tracking_uri)

@@ -132,12 +132,15 @@ def test_file_datasets_csv_and_parquet(workdir: Path, write_spec: Callable[..., 
         assert json.loads(out.read_text())["test/accuracy"] > 0.9
 
 
-def test_nan_loss_marks_the_run_failed_and_keeps_a_checkpoint(workdir: Path, write_spec: Callable[..., Path], tracking_uri: str) -> None:
+def test_nan_loss_marks_the_run_failed_and_keeps_a_checkpoint(
+    workdir: Path, write_spec: Callable[..., Path], tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     text = TINY_SPEC.replace("optimizer: {type: adam, lr: 0.01}", "optimizer: {type: sgd, lr: 1.0e+30}")
     text = text.replace("loss: bce", "loss: cross_entropy").replace("epochs: 3", "epochs: 8")
     spec = write_spec(text)
-    with pytest.raises(Exception, match="NaN or infinite at epoch"):
-        main(["run", str(spec), "--tracking-uri", tracking_uri])
+    assert main(["run", str(spec), "--tracking-uri", tracking_uri]) == 1
+    err = capsys.readouterr().err
+    assert "runner: error: " in err and "NaN or infinite at epoch" in err and "Traceback" not in err
     client, run = only_run(tracking_uri)
     assert run.info.status == "FAILED"
     assert "NonFiniteLoss" in run.data.tags["specrun.error"]

@@ -53,7 +53,10 @@ def dataset_params(name: str, sets: Sequence[str]) -> Any:
         key, sep, raw = assignment.partition("=")
         if not sep or not key.strip():
             raise DataCommandError(f"--set must be KEY=VALUE, e.g. n_samples=500, but got {assignment!r}")
-        values[key.strip()] = scalar(raw)
+        value, unreadable = scalar(raw)
+        if unreadable:
+            raise DataCommandError(f"--set {assignment}: the value is not plain YAML: {unreadable[0].message}")
+        values[key.strip()] = value
     if "path" in entry.params.model_fields:
         raise DataCommandError(f"dataset {name!r} reads a file; give the file's path to `runner data add` instead")
     try:

@@ -19,7 +19,7 @@ from runner.spec.errors import Location, Path, Problem, SpecError, dotted
 from runner.spec.overrides import apply_sets, get_path, merge, parse_path, set_path
 from runner.spec.pydantic_errors import data_path, problems_from, suggested_types
 from runner.spec.schema import Spec
-from runner.spec.yaml_source import Source, read
+from runner.spec.yaml_source import Source, read, shorten
 
 _MAX_EXTENDS_DEPTH = 10
 
@@ -31,26 +31,42 @@ def load_source(file: FilePath, sets: Iterable[str] = (), _chain: tuple[FilePath
     if data is not None and "extends" in data:
         parent = data.pop("extends")
         where = source.values.get(("extends",), Location(str(file)))
-        base_file = (file.parent / str(parent)).resolve()
         # A chain that cannot be followed leaves nothing to validate (data None): the keys the
         # base would give would only be reported missing.
-        if base_file in _chain or len(_chain) >= _MAX_EXTENDS_DEPTH:
-            source.problems.append(Problem(where, "extends", f"circular or too deep: {parent}"))
+        base_file, unusable = _base_file(file, parent)
+        if unusable is not None:
+            source.problems.append(Problem(where, "extends", unusable))
             source.data = None
-        elif not isinstance(parent, str):
-            source.problems.append(Problem(where, "extends", "must be a path to another spec"))
-        elif not base_file.is_file():
-            source.problems.append(Problem(where, "extends", f"cannot read {parent}: no such file ({base_file})"))
+        elif base_file in _chain or len(_chain) >= _MAX_EXTENDS_DEPTH:
+            source.problems.append(Problem(where, "extends", f"circular or too deep: {shorten(str(parent))}"))
             source.data = None
         else:
             base = load_source(base_file, (), (*_chain, file.resolve()))
-            source = merge(base, source) if base.data is not None else Source(None, problems=[*base.problems, *source.problems])
+            source = (
+                merge(base, source)
+                if base.data is not None
+                else Source(None, problems=[*base.problems, *source.problems], name=source.name)
+            )
     elif source.data is not None and not isinstance(source.data, dict):
         source.problems.append(Problem(source.locate(()), "", "a spec must be a mapping of keys to values"))
         source.data = {}
     if source.data is not None:
         apply_sets(source, list(sets))
     return source
+
+
+def _base_file(file: FilePath, parent: Any) -> tuple[FilePath, str | None]:
+    """The spec ``extends: parent`` names, relative to ``file``; or why it cannot be read."""
+    if not isinstance(parent, str) or not parent:
+        return file, "must be a path to another spec"
+    try:
+        base_file = (file.parent / parent).resolve()
+        if not base_file.is_file():
+            return base_file, f"cannot read {shorten(parent)}: no such file ({shorten(str(base_file))})"
+    except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte
+        reason = getattr(error, "strerror", None) or str(error)
+        return file, f"cannot read {shorten(parent)}: {reason}"
+    return base_file, None
 
 
 def validate_data(source: Source) -> Spec:
@@ -63,7 +79,8 @@ def validate_data(source: Source) -> Spec:
         spec = Spec.model_validate(source.data)
     except ValidationError as error:
         errors = error.errors(include_url=False)
-        problems += problems_from(errors, source, Spec)
+        said = {dotted(path) for path in source.unreadable}  # unreadable values: reported already
+        problems += [p for p in problems_from(errors, source, Spec) if p.path not in said]
         problems += _problems_behind_misspelt_types(errors, source)
     if spec is not None:
         problems += [Problem(source.locate(path), dotted(path), text) for path, text in run_checks(spec)]

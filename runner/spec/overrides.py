@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from runner.spec.errors import Location, Path, Problem, dotted
-from runner.spec.yaml_source import Source, scalar
+from runner.spec.yaml_source import Source, scalar, shorten
 
 
 def parse_path(text: str) -> Path:
@@ -20,21 +20,28 @@ def parse_path(text: str) -> Path:
 
 
 def set_path(data: dict[str, Any], path: Path, value: Any) -> None:
-    """Set ``value`` at ``path``, creating mappings on the way; list items must exist."""
+    """Set ``value`` at ``path``, creating mappings on the way; list items must exist.
+    ``ValueError`` says which step of the path cannot be taken."""
     node: Any = data
-    for key in path[:-1]:
+    for depth, key in enumerate(path):
+        last = depth == len(path) - 1
         if isinstance(node, list):
-            node = node[key]  # type: ignore[index]
+            if not isinstance(key, int) or not -len(node) <= key < len(node):
+                raise ValueError(f"{dotted(path[:depth]) or 'the spec'} is a list of {len(node)}: {key!r} is not one of its items")
+            if last:
+                node[key] = value
+            else:
+                node = node[key]
             continue
-        child = node.get(key)
-        if not isinstance(child, (dict, list)):
-            child = node[key] = {}
-        node = child
-    last = path[-1]
-    if isinstance(node, list):
-        node[last] = value  # type: ignore[index]
-    else:
-        node[last] = value
+        if not isinstance(node, dict):
+            raise ValueError(f"{dotted(path[:depth])} is {shorten(repr(node))}, not a mapping or a list")
+        if last:
+            node[key] = value
+        else:
+            child = node.get(key)
+            if not isinstance(child, (dict, list)):
+                child = node[key] = {}
+            node = child
 
 
 def get_path(data: Any, path: Path) -> Any:
@@ -54,11 +61,18 @@ def apply_sets(source: Source, assignments: list[str]) -> None:
             continue
         try:
             path = parse_path(key.strip())
-            value = scalar(raw)
-            if not isinstance(source.data, dict):
-                source.data = {}
+        except ValueError as error:
+            source.problems.append(Problem(where, key.strip(), f"cannot set: {error}"))
+            continue
+        value, problems = scalar(raw)
+        if problems:
+            source.problems += [Problem(where, key.strip(), f"the value is not plain YAML: {p.message}") for p in problems]
+            continue
+        if not isinstance(source.data, dict):
+            source.data = {}
+        try:
             set_path(source.data, path, value)
-        except (ValueError, IndexError, KeyError, TypeError) as error:
+        except ValueError as error:
             source.problems.append(Problem(where, key.strip(), f"cannot set: {error}"))
             continue
         for located in list(source.values):
@@ -78,6 +92,8 @@ def merge(base: Source, child: Source) -> Source:
         values=dict(base.values),
         keys=dict(base.keys),
         problems=[*base.problems, *child.problems],
+        name=child.name,
+        unreadable=base.unreadable | child.unreadable,
     )
 
     def overlay(target: dict[str, Any], patch: dict[str, Any], path: Path) -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from registry._registry import closest
 from runner.spec.errors import Path, Problem, dotted
-from runner.spec.yaml_source import Source
+from runner.spec.yaml_source import Source, shorten
 
 
 def data_path(data: Any, loc: tuple[Any, ...]) -> Path:
@@ -138,7 +138,7 @@ def problems_from(errors: Sequence[Mapping[str, Any]], source: Source, model: ty
         else:
             messages = list(dict.fromkeys(_message(e) for e in group))
             value = error.get("input")
-            shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+            shown = "" if isinstance(value, (dict, list)) else f" (got {shorten(repr(value))})"
             problems.append(Problem(source.locate(path), dotted(path), " or ".join(messages) + shown))
     return problems
 

@@ -183,12 +183,14 @@ def test_augmented_training_runs_and_is_reproducible(tmp_path: Path, workdir: Pa
     assert outs[0] == outs[1]
 
 
-def test_augment_on_flat_inputs_is_refused_with_advice(tmp_path: Path, workdir: Path) -> None:
+def test_augment_on_flat_inputs_is_refused_with_advice(tmp_path: Path, workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tiny_image_spec(tmp_path, "  augment: [hflip]\nmodel: {type: mlp, hidden: [8]}")
     text = spec.read_text().replace("transforms: [", "transforms: [flatten, ")
     spec.write_text(text)
+    assert main(["run", str(spec), "--no-track"]) == 1
+    assert "reshape them to images" in capsys.readouterr().err
     with pytest.raises(ValueError, match="reshape them to images"):
-        main(["run", str(spec), "--no-track"])
+        main(["--debug", "run", str(spec), "--no-track"])
 
 
 @pytest.mark.slow
