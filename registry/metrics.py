@@ -6,10 +6,11 @@ variants of one metric (``f1`` macro and micro) need distinct names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from registry._registry import Params, Registry
 from registry._task import Task
@@ -31,6 +32,14 @@ def defined(value: torch.Tensor | None) -> torch.Tensor:
 
 class MetricParams(Params):
     name: str | None = Field(None, description="Logged name; default: the metric's type.")
+
+    @field_validator("name")
+    @classmethod
+    def _a_key_and_a_file_name(cls, name: str | None) -> str | None:
+        # The name is a metric key (val/<name>) and, for a figure, a file name (<name>.png).
+        if name is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+            raise ValueError(f"{name!r} cannot name a metric: letters, digits, '_', '.' and '-' only (it names a file too)")
+        return name
 
 
 class ClassificationParams(MetricParams):

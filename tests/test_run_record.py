@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from runner.cli import main
 from runner.tracking import record
+from tests.conftest import TINY_SPEC
 from tests.test_cv import cv_spec, runs_of
 
 PACKAGE = Path(__file__).resolve().parents[1] / "runner"
@@ -137,3 +138,20 @@ def test_a_parent_run_and_its_members_carry_the_same_provenance(
         }
     assert record.is_parent(parent.data.tags) and all(record.is_member(c.data.tags) for c in children)
     assert MlflowClient(migrated_tracking_uri).get_run(parent.info.run_id).data.tags[record.GIT_DIRTY] == "false"
+
+
+def test_a_password_in_a_uri_is_never_recorded(
+    workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(TINY_SPEC + "tracking: {uri: 'http://alice:s3cret@mlflow.example.invalid:5000'}\n")
+    # --tracking-uri beats the spec's, so the run is recorded here, and what it records is read.
+    assert main(["run", str(spec), "--tracking-uri", migrated_tracking_uri, "--set", "train.epochs=1"]) == 0
+    (run,) = runs_of(migrated_tracking_uri)
+    client = MlflowClient(migrated_tracking_uri)
+    resolved = Path(client.download_artifacts(run.info.run_id, record.SPEC_ARTIFACT, str(workdir))).read_text()
+    assert run.data.params["tracking.uri"] == "http://alice:***@mlflow.example.invalid:5000"
+    assert "s3cret" not in resolved and "s3cret" not in str(run.data.params) and "s3cret" not in str(run.data.tags)
+    assert "s3cret" not in capsys.readouterr().err
+    assert main(["run", str(spec)]) == 2  # the spec's own, unreachable: said without the password
+    err = capsys.readouterr().err
+    assert "http://alice:***@mlflow.example.invalid:5000 cannot be reached" in err and "s3cret" not in err

@@ -20,7 +20,7 @@ def log_figures(pipeline: Pipeline, directory: Path, tracker: Any) -> list[Path]
     predictions = pipeline.head.predict(outputs)
     written = []
     for name, draw in pipeline.figures.items():
-        path = directory / f"{name}.png"
+        path = directory / f"{Path(name).name}.png"  # names are checked; a path never leaves the folder
         draw(predictions, targets).savefig(path, dpi=100)
         tracker.log_artifact(path, record.FIGURES_DIR, kept=True)
         written.append(path)

@@ -338,7 +338,8 @@ def _parent_run(
         return NullTracker()
     if resume is not None:
         return MlflowTracker.reopen(resume.uri, resume.run_id)
-    resolved_text = provenance.spec_yaml(spec.to_data())
+    resolved = provenance.recorded_spec(spec)
+    resolved_text = provenance.spec_yaml(resolved)
     parent = MlflowTracker(
         tracking_uri(options.tracking_uri, spec.tracking.uri),
         options.experiment or spec.tracking.experiment or spec.name,
@@ -353,7 +354,7 @@ def _parent_run(
         ),
         parent_run_id=options.parent_run_id,
     )
-    parent.log_params(flatten(spec.to_data()))
+    parent.log_params(flatten(resolved))
     (folder / record.SPEC_ARTIFACT).write_text(resolved_text)
     parent.log_artifact(folder / record.SPEC_ARTIFACT, kept=True)
     _ = parent.run_id  # created, or TrackingError, before any member trains

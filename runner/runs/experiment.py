@@ -148,7 +148,7 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     tracker: Tracker = NullTracker()
     logged_epochs = 0
     tracked = options.track and main
-    resolved = spec.to_data() if tracked else {}
+    resolved = provenance.recorded_spec(spec) if tracked else {}
     resolved_text = provenance.spec_yaml(resolved) if tracked else ""
     spec_sha256 = provenance.sha256_text(resolved_text)
     if tracked and resume is not None:

@@ -219,10 +219,20 @@ class TrainSpec(Strict):
 class TrackingSpec(Strict):
     """Where MLflow records the run."""
 
+    @field_validator("tags")
+    @classmethod
+    def _own_tags_only(cls, tags: dict[str, str]) -> dict[str, str]:
+        taken = sorted(key for key in tags if key.startswith(("specrun.", "mlflow.")))
+        if taken:
+            raise ValueError(f"{', '.join(taken)}: specrun.* and mlflow.* tags are specrun's and MLflow's own record of the run")
+        return tags
+
     experiment: str | None = Field(None, description="MLflow experiment; default: the spec's name.")
     uri: str | None = Field(None, description="Tracking URI; default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db.")
     run_name: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags for the run.")
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Extra tags for the run (not specrun.* or mlflow.*: those are specrun's and MLflow's)."
+    )
     log_model: bool = Field(
         True,
         description="Log the trained model for use, as an MLflow model under 'model' (transforms, network, "

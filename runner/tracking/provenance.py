@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -15,6 +16,28 @@ from runner.tracking import record
 
 if TYPE_CHECKING:
     from runner.spec.schema import Spec
+
+
+#: ``scheme://user:password@`` in a URI: the password is never recorded.
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<password>[^/@\s]+)@")
+
+
+def without_credentials(value: Any) -> Any:
+    """``value`` (a spec's data, a URI, a message) with every password in a URI masked."""
+    if isinstance(value, str):
+        return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", value)
+    if isinstance(value, dict):
+        return {key: without_credentials(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_credentials(item) for item in value]
+    return value
+
+
+def recorded_spec(spec: Spec) -> dict[str, Any]:
+    """The resolved spec as a run records it (params, ``spec.resolved.yaml``): every default
+    filled in, passwords in URIs masked."""
+    data: dict[str, Any] = without_credentials(spec.to_data())
+    return data
 
 
 def spec_yaml(data: dict) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from runner.runtime.warning_lines import warn
 from runner.tracking import record
+from runner.tracking.provenance import without_credentials
 
 if TYPE_CHECKING:
     from runner.tracking.store import MetricRow, Pair
@@ -75,7 +76,7 @@ def unreachable_server(uri: str, timeout: float = 5.0) -> str | None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         socket.create_connection((parts.hostname, port), timeout=timeout).close()
     except (OSError, ValueError) as error:
-        return f"the MLflow tracking server {uri} cannot be reached ({error}); is it running, and is the URI right?"
+        return f"the MLflow tracking server {without_credentials(uri)} cannot be reached ({error}); is it running, and is the URI right?"
     return None
 
 

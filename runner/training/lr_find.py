@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from runner.spec.schema import Spec
-from runner.tracking import record
+from runner.tracking import provenance, record
 
 
 @dataclass
@@ -135,7 +135,7 @@ def log(result: RangeTest, spec: Spec, png: Path, uri: str, experiment: str | No
         run_name=f"{spec.name}-lr-find",
         tags={record.SPEC_NAME: spec.name, record.LR_FIND: "true"},
     )
-    tracker.log_params(flatten(spec.to_data()))
+    tracker.log_params(flatten(provenance.recorded_spec(spec)))
     for step, (rate, loss) in enumerate(zip(result.rates, result.losses)):
         if math.isfinite(loss):
             tracker.log_metrics({"lr_find/lr": rate, "lr_find/loss": loss}, step=step)

@@ -125,3 +125,16 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_where(
     monkeypatch.setenv("SPECRUN_DEBUG", "1")
     with pytest.raises(KeyError):
         main(["validate", str(spec)])
+
+
+@pytest.mark.parametrize("name", ["../../../tmp/x", "/tmp/x", "a/b", ".hidden", ""])
+def test_a_metric_name_that_would_be_a_path_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    text = TINY_SPEC.replace("metrics: [accuracy, roc_auc]", f"metrics: [accuracy, {{type: confusion_matrix, name: {name!r}}}]")
+    err = _validate(tmp_path, text, capsys)
+    assert "metrics[1].name" in err and "cannot name a metric" in err
+
+
+def test_a_spec_cannot_write_specruns_or_mlflows_own_tags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = TINY_SPEC + "tracking: {tags: {team: vision, specrun.data_sha256: forged, mlflow.user: someone}}\n"
+    err = _validate(tmp_path, text, capsys)
+    assert "tracking.tags: mlflow.user, specrun.data_sha256: specrun.* and mlflow.* tags are specrun's and MLflow's own" in err
