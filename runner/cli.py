@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
         help="continue an unfinished run (killed, failed, interrupted) from its last checkpoint, in the same MLflow run",
     )
     run.add_argument(
+        "--restart",
+        action="store_true",
+        help="with --resume: a run that left no checkpoint trains again from epoch 1 (refused otherwise)",
+    )
+    run.add_argument(
         "--nproc",
         type=int,
         default=1,
@@ -236,7 +241,15 @@ def _worker_args(args: argparse.Namespace) -> list[str]:
     for flag in ("device", "tracking_uri", "experiment", "metrics_out", "history_out", "resume"):
         if getattr(args, flag) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    return argv + (["--no-track"] if args.no_track else []) + (["--allow-imports"] if args.allow_imports else [])
+    flags = [("--no-track", args.no_track), ("--allow-imports", args.allow_imports), ("--restart", args.restart)]
+    return argv + [flag for flag, given in flags if given]
+
+
+def _interrupted_run(interrupted: KeyboardInterrupt, what: str) -> str:
+    run_id = getattr(interrupted, "run_id", None)
+    if run_id is None:
+        return f"interrupted; the {what} is marked KILLED and its last checkpoint kept"
+    return f"interrupted; {what} {run_id} is marked KILLED and its last checkpoint kept: continue it with `runner run --resume {run_id}`"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -272,7 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if _unreachable(args.tracking_uri, None):
             return EXIT_INVALID
         try:  # under --nproc the launcher fetches the checkpoint once, before the workers start
-            spec, found = prepare(args.resume, tracking_uri(args.tracking_uri, None))
+            spec, found = prepare(args.resume, tracking_uri(args.tracking_uri, None), restart=args.restart)
         except ResumeError as error:
             _error(str(error))
             return EXIT_INVALID
@@ -313,8 +326,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except DataError as error:
         _error(f"{args.spec or args.resume}: {error}")
         return EXIT_INVALID
-    except KeyboardInterrupt:
-        _error("interrupted; the run is marked KILLED and its last checkpoint kept (continue it with --resume)")
+    except KeyboardInterrupt as interrupted:
+        _error(_interrupted_run(interrupted, "run"))
         return 130
     finally:
         distributed.shutdown()
@@ -360,8 +373,8 @@ def _run_members(args: argparse.Namespace, spec: Spec, resume: MembersResume | N
     except DataError as error:
         _error(f"{args.spec}: {error}")
         return EXIT_INVALID
-    except KeyboardInterrupt:
-        _error("interrupted; the parent run and the current child run are marked KILLED")
+    except KeyboardInterrupt as interrupted:
+        _error(_interrupted_run(interrupted, "parent run"))
         return 130
     print_summary(spec.name, outcome)
     if args.metrics_out:

@@ -224,6 +224,7 @@ def test_sigterm_during_batched_training_ends_the_parent_killed(
     assert child.returncode == 130, err
     (parent,) = runs_of(migrated_tracking_uri)
     assert parent.info.status == "KILLED" and "specrun.error" not in parent.data.tags
+    assert f"parent run {parent.info.run_id} is marked KILLED" in err and f"--resume {parent.info.run_id}`" in err
     assert parent.data.tags.get("specrun.cv.mode") is None  # still in the batch: no mode, no child runs yet
 
 

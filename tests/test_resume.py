@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from runner.cli import main
 from runner.tracking.process import ABANDONED
 from runner.training import checkpoint
-from tests.conftest import subprocess_env
+from tests.conftest import TINY_SPEC, subprocess_env
 
 DIVERGING = """\
 name: diverging
@@ -131,7 +131,7 @@ def _wait_until_ended(uri: str, run_id: str) -> Any:
 
 @pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(
-    workdir: Path, write_spec: Callable[..., Path], tracking_uri: str
+    workdir: Path, write_spec: Callable[..., Path], tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = write_spec(RESUMABLE)
     # 1) The reference: the same spec, never interrupted (tracked elsewhere).
@@ -143,7 +143,9 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(
     out = workdir / "resumed.json"
     run_id, epoch = _kill_after_checkpoint(_start(workdir, str(spec), "--tracking-uri", tracking_uri), "*/last.pt", 3)
     run = _wait_until_ended(tracking_uri, run_id)
-    assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED and epoch < 60
+    assert (
+        run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED.format(run_id=run_id) and epoch < 60
+    )  # the real id, to resume with
 
     # 3) Resume from the local checkpoint, and kill the resumed process again, later on.
     resumed = _start(workdir, "--resume", run_id, "--tracking-uri", tracking_uri, "--metrics-out", str(out))
@@ -165,6 +167,8 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(
     ref_history = MlflowClient(f"sqlite:///{workdir / 'reference.db'}").get_metric_history(ref_run.info.run_id, "train/loss")
     assert [m.value for m in history] == [m.value for m in ref_history]
     assert "specrun.error" not in run.data.tags and int(run.data.tags["specrun.resumed_from_epoch"]) >= 1
+    resumed_from = int(run.data.tags["specrun.resumed_from_epoch"])
+    assert f"runner: continuing run {run_id} from epoch {resumed_from + 1}" in capsys.readouterr().err
 
 
 def test_resume_warns_when_the_run_started_with_another_thread_count(
@@ -225,6 +229,10 @@ def test_a_cross_validation_killed_in_its_second_fold_resumes_bit_identically(
     assert _wait_until_ended(tracking_uri, parent.info.run_id).info.status == "KILLED"
     first = next(r for r in _runs(tracking_uri) if r.info.run_name == "fold-0")
     assert first.info.status == "FINISHED"
+    # Both runs left open name the run to resume: the parent's id, not a placeholder.
+    killed = _wait_until_ended(tracking_uri, second[0].info.run_id)
+    assert killed.data.tags["specrun.error"] == ABANDONED.format(run_id=parent.info.run_id)
+    assert _wait_until_ended(tracking_uri, parent.info.run_id).data.tags["specrun.error"] == ABANDONED.format(run_id=parent.info.run_id)
 
     # A member resumes with its parent, not alone (the parent would stay KILLED).
     assert main(["run", "--resume", second[0].info.run_id, "--tracking-uri", tracking_uri]) == 2
@@ -289,3 +297,41 @@ def test_a_batch_of_folds_killed_mid_training_resumes_from_its_checkpoint_bit_id
     assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
     tags = MlflowClient(tracking_uri).get_run(parent_id).data.tags
     assert tags["specrun.cv.mode"] == "batched" and 1 <= int(tags["specrun.resumed_from_epoch"]) <= epoch
+
+
+def test_a_checkpoint_fetched_from_mlflow_is_fetched_once(
+    workdir: Path, migrated_tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.runs import resume
+    from runner.tracking import past_runs
+
+    client = MlflowClient(migrated_tracking_uri)
+    run_id = client.create_run(client.create_experiment("fetched")).info.run_id
+    (workdir / "last.pt").write_bytes(b"a checkpoint")
+    client.log_artifact(run_id, str(workdir / "last.pt"), "checkpoints")
+    first = resume._find_checkpoint(migrated_tracking_uri, run_id)
+    assert first is not None and first.read_bytes() == b"a checkpoint"
+
+    def refetch(*args: Any) -> None:
+        raise AssertionError("fetched again")
+
+    monkeypatch.setattr(past_runs, "download_artifact", refetch)
+    again = resume._find_checkpoint(migrated_tracking_uri, run_id)
+    assert again is not None and again.resolve() == first.resolve()
+
+
+def test_a_run_without_a_checkpoint_is_not_restarted_unless_asked(
+    workdir: Path, write_spec: Callable[..., Path], migrated_tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A run that logged epochs but kept no checkpoint (checkpoint_every: 0) and was killed.
+    spec = write_spec(TINY_SPEC.replace("train: {epochs: 3, batch_size: 64}", "train: {epochs: 3, batch_size: 64, checkpoint_every: 0}"))
+    assert main(["run", str(spec), "--tracking-uri", migrated_tracking_uri]) == 0
+    (run,) = _runs(migrated_tracking_uri)
+    client = MlflowClient(migrated_tracking_uri)
+    client.set_terminated(run.info.run_id, "KILLED")
+    capsys.readouterr()
+    assert main(["run", "--resume", run.info.run_id, "--tracking-uri", migrated_tracking_uri]) == 2
+    err = capsys.readouterr().err
+    assert f"run {run.info.run_id} logged 3 epochs but left no checkpoint to continue from" in err and "--restart" in err
+    assert main(["run", "--resume", run.info.run_id, "--tracking-uri", migrated_tracking_uri, "--restart"]) == 0
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"

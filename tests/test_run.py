@@ -185,6 +185,10 @@ def test_ctrl_c_marks_the_run_killed_with_its_last_checkpoint(workdir: Path, wri
     client, run = only_run(tracking_uri)
     assert run.info.status == "KILLED"
     assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/last.pt"]
+    assert (
+        f"run {run.info.run_id} is marked KILLED and its last checkpoint kept: continue it with `runner run --resume {run.info.run_id}`"
+        in err
+    )
 
 
 class _SwallowsAnInterrupt:

@@ -117,7 +117,7 @@ def test_a_torn_message_ends_the_runs_left_open(tmp_path: Path) -> None:
     process._process.wait(60)
     process.close()
     run = MlflowClient(uri).get_run(run_id)
-    assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED
+    assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED.format(run_id=run_id)
 
 
 def test_relative_paths_mean_what_they_mean_to_the_caller(
@@ -164,7 +164,7 @@ def test_a_runner_killed_with_sigkill_leaves_its_run_killed_not_running(tmp_path
     with contextlib.suppress(psutil.NoSuchProcess):
         wait_gone([psutil.Process(int(helper))], "the tracking process")
     run = client.get_run(run_id)
-    assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED
+    assert run.info.status == "KILLED" and run.data.tags["specrun.error"] == ABANDONED.format(run_id=run_id)
     assert run.data.metrics == {"train/loss": 0.5}
     assert client.get_run(left_id).info.status == "RUNNING"  # disowned: left for another process to end
 

@@ -281,6 +281,8 @@ def run_members(
                     parent.log_artifact(path, kept=True)
             except BaseException as error:
                 experiment.end_after_error(parent, error)
+                if isinstance(error, KeyboardInterrupt):  # the parent is what --resume continues
+                    raise experiment.RunInterrupted(experiment.known_run_id(parent) if options.track else None) from error
                 raise
         parent.end("FINISHED")  # waits for the files: the folder is still there
     if parent.run_id is not None:  # the batch's checkpoint has served its purpose here (MLflow keeps it)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -84,6 +85,30 @@ class RunStopped(Exception):
     marked KILLED and tagged ``specrun.stopped`` with the message, not FAILED."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM ended the run KILLED with its last checkpoint; ``run_id`` (None when
+    untracked) is what ``runner run --resume`` continues."""
+
+    def __init__(self, run_id: str | None) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
+def interrupted_as(error: BaseException, run_id: str | None) -> BaseException:
+    """What to raise after ``error`` ended a run: an interrupt names the run it killed."""
+    if isinstance(error, KeyboardInterrupt) and not isinstance(error, RunInterrupted):
+        return RunInterrupted(run_id)
+    return error
+
+
+def known_run_id(tracker: Tracker) -> str | None:
+    """The run's id to name in a message; None rather than another error (a run never created)."""
+    try:
+        return tracker.run_id
+    except Exception:
+        return None
+
+
 def end_after_error(tracker: Tracker, error: BaseException) -> None:
     """End a run that did not finish: KILLED when stopped on purpose (``RunStopped``, tagged
     ``specrun.stopped``) or interrupted; FAILED, tagged ``specrun.error``, otherwise."""
@@ -153,6 +178,8 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
     spec_sha256 = provenance.sha256_text(resolved_text)
     if tracked and resume is not None:
         start = 0 if state is None else state["epoch"]
+        if not options.quiet:  # with the progress lines: what is being continued
+            print(f"runner: continuing run {resume.run_id} from epoch {start + 1} ({resume.logged_epochs} logged)", file=sys.stderr)
         tracker = MlflowTracker.reopen(uri, resume.run_id, {record.RESUMED_FROM_EPOCH: str(start)})
         for epoch, metrics in enumerate([] if state is None else state["history"], start=1):
             if epoch > resume.logged_epochs:
@@ -215,7 +242,10 @@ def run(spec: Spec, options: RunOptions) -> RunOutcome:
                 if writer is not None:
                     writer.close()
                 end_after_error(tracker, error)
-                raise
+                raised = interrupted_as(error, known_run_id(tracker) if tracked else None)
+                if raised is error:
+                    raise
+                raise raised from error
     # 5) A finished run's last checkpoint stays in MLflow; the local copy has served its purpose.
     if writer is not None:
         shutil.rmtree(writer.directory(), ignore_errors=True)

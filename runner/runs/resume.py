@@ -65,17 +65,15 @@ class MembersResume:
     differences: list[str]
 
 
-#: Tags only the parent run of members carries, and tags only its members carry.
-
-
 def local_checkpoint(run_id: str) -> Path:
     """Where a run on this machine keeps its newest checkpoint."""
     return checkpoint.LOCAL_DIR / run_id / checkpoint.FILE
 
 
-def prepare(run_id: str, uri: str, *, member: bool = False) -> tuple[Spec, Resume | MembersResume]:
+def prepare(run_id: str, uri: str, *, member: bool = False, restart: bool = False) -> tuple[Spec, Resume | MembersResume]:
     """The run's spec and where to resume it; :class:`ResumeError` when it cannot be. A
-    fold's or seed's run resumes with its parent (``member``: as part of it)."""
+    fold's or seed's run resumes with its parent (``member``: as part of it). A run that
+    logged epochs but left no checkpoint starts again at epoch 1 only when ``restart`` says so."""
     try:
         found = past_runs.fetch_run(uri, run_id)
     except LookupError as error:
@@ -108,10 +106,16 @@ def prepare(run_id: str, uri: str, *, member: bool = False) -> tuple[Spec, Resum
             found.tags.get(record.DATA_SHA256),
             differences,
         )
+    checkpoint_file = _find_checkpoint(uri, run_id)
+    if checkpoint_file is None and found.last_epoch > 0 and not member and not restart:
+        raise ResumeError(
+            f"run {run_id} logged {found.last_epoch} epochs but left no checkpoint to continue from (checkpoint_every: 0, "
+            f"or none could be written); `runner run --resume {run_id} --restart` trains it again from epoch 1, in the same run"
+        )
     return spec, Resume(
         run_id,
         uri,
-        _find_checkpoint(uri, run_id),
+        checkpoint_file,
         found.last_epoch,
         found.tags.get(record.DATA_SHA256),
         differences,
@@ -130,7 +134,7 @@ def _find_checkpoint(uri: str, run_id: str) -> Path | None:
     or by an attempt that died before its first epoch); else the MLflow artifact."""
     local = local_checkpoint(run_id)
     fetched_dir = local.parent / "fetched"
-    fetched = fetched_dir / record.CHECKPOINT_DIR / checkpoint.FILE
+    fetched = fetched_dir / checkpoint.FILE  # where MLflow puts the one artifact it downloads
     for candidate in (local, fetched):
         if candidate.exists():
             return candidate

@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 import registry
 from runner.spec.search_space import SearchSpec
+from runner.tracking.record import RESERVED_TAG_PREFIXES
 
 registry.load_plugins()
 
@@ -222,7 +223,7 @@ class TrackingSpec(Strict):
     @field_validator("tags")
     @classmethod
     def _own_tags_only(cls, tags: dict[str, str]) -> dict[str, str]:
-        taken = sorted(key for key in tags if key.startswith(("specrun.", "mlflow.")))
+        taken = sorted(key for key in tags if key.startswith(RESERVED_TAG_PREFIXES))
         if taken:
             raise ValueError(f"{', '.join(taken)}: specrun.* and mlflow.* tags are specrun's and MLflow's own record of the run")
         return tags

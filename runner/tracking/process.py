@@ -37,10 +37,11 @@ from runner.runtime.warning_lines import as_lines, warn
 from runner.tracking.errors import TrackingError
 from runner.tracking.store import MetricRow, MlflowStore, Pair, import_mlflow
 
-#: The ``specrun.error`` of a run left open by a runner that died.
+#: The ``specrun.error`` of a run left open by a runner that died; ``{run_id}`` becomes the
+#: run to resume (a fold's or seed's parent: members resume with it).
 ABANDONED = (
     "the runner process ended without ending this run (it was killed: SIGKILL, the OOM killer?); "
-    "continue it with `runner run --resume RUN_ID`"
+    "continue it with `runner run --resume {run_id}`"
 )
 #: Calls the runner does not wait for.
 UNAWAITED = frozenset({"log_batch", "log_dataset", "open_store", "log_artifact_unawaited", "disown"})

@@ -107,6 +107,8 @@ PARENT_TAGS = (CV_FOLDS, SEEDS)
 MEMBER_TAGS = (FOLD, MEMBER_SEED)
 #: MLflow's own tag for a child's parent. Read by: ``mlflow ui`` (nesting), ``--resume``.
 PARENT_RUN_ID = "mlflow.parentRunId"
+#: Tags a spec's ``tracking.tags`` may not set: specrun's record and MLflow's own.
+RESERVED_TAG_PREFIXES = ("specrun.", "mlflow.")
 
 # --- A search (``runner search``): its parent run and one child per trial.
 #: Parent and trials: the study's name; trials: the trial number. Read by: ``runner

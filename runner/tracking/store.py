@@ -122,6 +122,8 @@ class MlflowStore:
     def __init__(self) -> None:
         self._runs: dict[str, tuple[Any, Any]] = {}  # run id -> (client, artifact repository)
         self.open_runs: set[str] = set()
+        #: Each run's parent, if any: a member is resumed through it.
+        self._parents: dict[str, str | None] = {}
         #: (uri, experiment name) -> id: looking an experiment up by name cost more than
         #: creating the run (MLflow loads its tags), for every fold, seed and trial.
         self._experiments: dict[tuple[str, str], str] = {}
@@ -189,6 +191,7 @@ class MlflowStore:
         artifact_uri = add_databricks_profile_info_to_artifact_uri(run.info.artifact_uri, uri)
         self._runs[run.info.run_id] = (client, get_artifact_repository(artifact_uri, tracking_uri=uri))
         self.open_runs.add(run.info.run_id)
+        self._parents[run.info.run_id] = run.data.tags.get(record.PARENT_RUN_ID)
 
     def log_batch(
         self,
@@ -275,10 +278,12 @@ class MlflowStore:
         self.open_runs.discard(run_id)
 
     def end_open_runs(self, reason: str) -> None:
-        """KILLED, tagged ``specrun.error: reason``: the runs nobody will end any more."""
+        """KILLED, tagged ``specrun.error: reason``: the runs nobody will end any more.
+        ``{run_id}`` in ``reason`` names the run to resume: its parent, else the run itself."""
         for run_id in sorted(self.open_runs):
+            said = reason.replace("{run_id}", self._parents.get(run_id) or run_id)
             try:
-                self.log_batch(run_id, tags=[(record.ERROR, reason)])
+                self.log_batch(run_id, tags=[(record.ERROR, said)])
                 self.end_run(run_id, "KILLED")
             except Exception as error:  # one run's trouble must not keep the others RUNNING
                 logging.getLogger(__name__).warning("could not end run %s: %s", run_id, error)
