@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="runner", description="Run declarative deep-learning experiments from YAML specs.")
     parser.add_argument("--version", action="version", version=f"specrun {__version__}")
+    # For --help only: main() takes --debug out wherever it stands (`runner run x --debug` too).
     parser.add_argument("--debug", action="store_true", help=f"show the traceback of an unexpected error (also: {DEBUG_VARIABLE}=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -97,7 +97,7 @@ def parse(text: str, name: str) -> Source:
     try:
         source.data = _build(node, (), name, source, loader, _Budget())
     except _TooLarge as error:
-        source.data = None
+        source.data = None  # a runaway document: its first problems, then why it was given up
         source.problems = [*source.problems[:20], Problem(error.where, "", error.message)]
     return source
 
@@ -179,7 +179,7 @@ def _mapping(node: yaml.MappingNode, path: Path, name: str, source: Source, load
         if len(source.problems) > before:  # a key its tag cannot make: said already
             continue
         if not isinstance(key, (str, int, float, bool)):
-            source.problems.append(Problem(_mark(name, key_node), "", "keys must be plain scalars"))
+            source.problems.append(Problem(_mark(name, key_node), dotted(path), "keys must be plain scalars"))
             continue
         child = (*path, key)
         if key in result:
